@@ -1,0 +1,1 @@
+"""The ``headrace`` command line (typer and rich). Command modules import heavy code inside commands."""

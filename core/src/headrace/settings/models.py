@@ -1,0 +1,150 @@
+"""The settings themselves: one flat model whose field names are the environment variable names.
+
+Every field ``foo_bar`` is read from ``HEADRACE_FOO_BAR``. The names and defaults mirror the
+incumbent's settings (see ``docs/settings.md``), so an operator can translate a deployment one
+variable at a time. Fields are grouped into small mixins by area only to keep each group readable;
+the model users see is the flat :class:`Settings` in :mod:`headrace.settings`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def _default_home() -> Path:
+    return Path.home() / ".headrace"
+
+
+def _split_commas(value: Any) -> Any:
+    """Accept ``"a, b"`` as well as a list, because operators write lists in environment variables."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class HomeSettings(BaseModel):
+    home: Path = Field(
+        default_factory=_default_home,
+        description="Where headrace keeps its profiles, embedded database, spool and key file.",
+    )
+    debug: bool = Field(default=False, description="Debug mode: more detail in errors and logs.")
+
+
+class ApiSettings(BaseModel):
+    api_url: str | None = Field(
+        default=None,
+        description="The server to talk to. Unset means the embedded default: runs are recorded in the "
+        "SQLite database under HEADRACE_HOME, in-process.",
+    )
+    api_key: SecretStr | None = Field(default=None, description="API key sent as a bearer token.")
+    api_enable_http2: bool = Field(default=False, description="Use HTTP/2 for requests to the API.")
+    api_tls_insecure_skip_verify: bool = Field(
+        default=False, description="Skip TLS certificate verification for the API (never in production)."
+    )
+    api_ssl_cert_file: Path | None = Field(default=None, description="CA bundle used to verify the API.")
+    api_request_timeout: float = Field(default=60.0, gt=0, description="Seconds before an API call times out.")
+
+    @field_validator("api_url")
+    @classmethod
+    def _check_api_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL, such as http://127.0.0.1:4200/api")
+        return value.rstrip("/")
+
+
+class ClientSettings(BaseModel):
+    client_max_retries: int = Field(default=5, ge=0, description="Retries of a failed API request.")
+    client_retry_jitter_factor: float = Field(
+        default=0.2, ge=0, description="Random spread added to each retry delay, as a fraction of it."
+    )
+    client_retry_extra_codes: Annotated[set[int], NoDecode] = Field(
+        default_factory=set,
+        description="HTTP status codes retried in addition to 408, 429, 502 and 503 (comma-separated).",
+    )
+    client_csrf_support_enabled: bool = Field(
+        default=True, description="Fetch and send a CSRF token when the server asks for one."
+    )
+    client_custom_headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra HTTP headers for every API request, as a JSON object. They cannot override "
+        "Authorization, the CSRF headers or User-Agent.",
+    )
+    client_metrics_enabled: bool = Field(
+        default=False, description="Serve Prometheus metrics from flow-running processes."
+    )
+    client_metrics_port: int = Field(default=4201, ge=1, le=65535, description="Port of the client metrics.")
+
+    @field_validator("client_retry_extra_codes", mode="before")
+    @classmethod
+    def _parse_codes(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+    @field_validator("client_retry_extra_codes")
+    @classmethod
+    def _check_codes(cls, value: set[int]) -> set[int]:
+        bad = sorted(code for code in value if not 100 <= code <= 599)
+        if bad:
+            raise ValueError(f"expected HTTP status codes between 100 and 599, got {bad}")
+        return value
+
+
+class LoggingSettings(BaseModel):
+    logging_level: LogLevel = Field(default="INFO", description="Level of the headrace loggers.")
+    logging_to_api_enabled: bool = Field(default=True, description="Ship run logs to the API.")
+    logging_to_api_batch_interval: float = Field(
+        default=2.0, gt=0, description="Seconds between shipments of run logs."
+    )
+    logging_to_api_batch_size: int = Field(
+        default=4_000_000, gt=0, description="Largest shipment of run logs, in bytes."
+    )
+    logging_to_api_max_log_size: int = Field(
+        default=1_000_000, gt=0, description="Longest log message in characters; longer ones are truncated."
+    )
+    logging_to_api_when_missing_flow: Literal["warn", "error", "ignore"] = Field(
+        default="warn", description="What a run logger does when used outside of a flow or task run."
+    )
+
+    @field_validator("logging_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class ServerSettings(BaseModel):
+    server_api_host: str = Field(default="127.0.0.1", description="Address the server listens on.")
+    server_api_port: int = Field(default=4200, ge=1, le=65535, description="Port the server listens on.")
+    server_logging_level: LogLevel = Field(default="WARNING", description="Level of the server's loggers.")
+    server_database_connection_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the server database. Unset means SQLite at HEADRACE_HOME/headrace.db.",
+    )
+    server_metrics_enabled: bool = Field(default=False, description="Serve Prometheus metrics at /metrics.")
+    server_csrf_protection_enabled: bool = Field(default=False, description="Require CSRF tokens from browser clients.")
+
+    @field_validator("server_logging_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class PluginSettings(BaseModel):
+    plugins_strict: bool = Field(
+        default=False, description="Turn any plugin failure into an error instead of a warning."
+    )
+    plugins_disabled: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Plugins (entry-point or distribution names, comma-separated) never to import.",
+    )
+
+    @field_validator("plugins_disabled", mode="before")
+    @classmethod
+    def _parse_disabled(cls, value: Any) -> Any:
+        return _split_commas(value)
