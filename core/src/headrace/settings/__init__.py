@@ -17,9 +17,11 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from headrace.settings.models import (
     ApiSettings,
     ClientSettings,
+    DatabaseSettings,
     HomeSettings,
     LoggingSettings,
     PluginSettings,
+    RetentionSettings,
     ServerSettings,
 )
 from headrace.settings.profiles import ProfileError, ProfilesFile
@@ -43,7 +45,15 @@ class SettingsError(ValueError):
 
 
 class Settings(  # bases in reverse: pydantic lists the fields of the last base first
-    PluginSettings, ServerSettings, LoggingSettings, ClientSettings, ApiSettings, HomeSettings, BaseSettings
+    PluginSettings,
+    RetentionSettings,
+    DatabaseSettings,
+    ServerSettings,
+    LoggingSettings,
+    ClientSettings,
+    ApiSettings,
+    HomeSettings,
+    BaseSettings,
 ):
     """All of headrace's settings. Field ``foo_bar`` is the environment variable ``HEADRACE_FOO_BAR``."""
 
