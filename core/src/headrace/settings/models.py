@@ -128,6 +128,11 @@ class ServerSettings(BaseModel):
     )
     server_metrics_enabled: bool = Field(default=False, description="Serve Prometheus metrics at /metrics.")
     server_csrf_protection_enabled: bool = Field(default=False, description="Require CSRF tokens from browser clients.")
+    server_csrf_token_expiration: float = Field(default=3600.0, gt=0, description="Seconds a CSRF token is valid.")
+    server_auth_required: bool = Field(
+        default=False, description="Require an API key even before any key exists (health stays open)."
+    )
+    server_migrate_on_start: bool = Field(default=True, description="Upgrade the database when the server starts.")
 
     @field_validator("server_logging_level", mode="before")
     @classmethod
@@ -148,3 +153,52 @@ class PluginSettings(BaseModel):
     @classmethod
     def _parse_disabled(cls, value: Any) -> Any:
         return _split_commas(value)
+
+
+class DatabaseSettings(BaseModel):
+    """Connection tuning for PostgreSQL; SQLite ignores the pool and TLS settings."""
+
+    server_database_echo: bool = Field(default=False, description="Log every SQL statement (debugging only).")
+    server_database_pool_size: int = Field(default=5, ge=1, description="Connections kept open in the pool.")
+    server_database_max_overflow: int = Field(default=10, ge=0, description="Extra connections beyond the pool.")
+    server_database_pool_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds to wait for a free pooled connection."
+    )
+    server_database_pool_recycle: float = Field(
+        default=3600.0, gt=0, description="Seconds after which a pooled connection is replaced."
+    )
+    server_database_connection_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds to wait when opening a connection."
+    )
+    server_database_statement_timeout: float | None = Field(
+        default=10.0, gt=0, description="Seconds a single SQL statement may run (PostgreSQL); unset for no limit."
+    )
+    server_database_sqlite_busy_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds SQLite waits for a lock before giving up."
+    )
+    server_database_search_path: str | None = Field(default=None, description="PostgreSQL schema search_path.")
+    server_database_application_name: str | None = Field(
+        default="headrace", description="Application name reported to PostgreSQL."
+    )
+    server_database_tls_enabled: bool = Field(default=False, description="Connect to PostgreSQL over TLS.")
+    server_database_tls_ca_file: Path | None = Field(default=None, description="CA bundle to verify the server.")
+    server_database_tls_cert_file: Path | None = Field(default=None, description="Client certificate for mutual TLS.")
+    server_database_tls_key_file: Path | None = Field(default=None, description="Client key for mutual TLS.")
+    server_database_tls_check_hostname: bool = Field(
+        default=True, description="Check that the server certificate matches the host name."
+    )
+
+
+class RetentionSettings(BaseModel):
+    """How long the server keeps history; the retention service deletes anything older."""
+
+    server_retention_enabled: bool = Field(default=True, description="Run the retention service.")
+    server_retention_flow_runs_days: float = Field(
+        default=90.0, gt=0, description="Days to keep finished flow runs with their task runs and states."
+    )
+    server_retention_logs_days: float = Field(default=30.0, gt=0, description="Days to keep run logs.")
+    server_retention_artifacts_days: float = Field(default=90.0, gt=0, description="Days to keep artifacts.")
+    server_retention_events_days: float = Field(default=7.0, gt=0, description="Days to keep events.")
+    server_retention_loop_seconds: float = Field(
+        default=3600.0, gt=0, description="Seconds between two retention passes."
+    )
