@@ -38,15 +38,42 @@ def render(text: str, values: dict[str, str]) -> str:
     return text
 
 
-def create_plugin(name: str, directory: Path | None = None) -> Path:
-    """Write the plugin ``name`` into ``directory`` (default ``./headrace-NAME``) and return it."""
+def reserved_names() -> set[str]:
+    """Names the core's own plugins use: a generated plugin taking one would conflict with the built-ins."""
+    from headrace.plugins.builtin.storage import headrace_storage_backends
+
+    names: set[str] = set()
+    for backend in headrace_storage_backends():
+        names.add(backend.name)
+        names.update(backend.protocols)
+    return names
+
+
+def validate_name(name: str) -> dict[str, str]:
+    """Check ``name`` and return the template's placeholder values for it."""
     if not PLUGIN_NAME.match(name):
         raise ScaffoldError(
             f"invalid plugin name {name!r}: use lower-case letters and digits separated by '-', "
             "starting with a letter (for example 'sftp' or 'team-alerts')"
         )
+    if name.startswith("builtin"):
+        raise ScaffoldError(f"invalid plugin name {name!r}: names starting with 'builtin' belong to headrace itself")
     values = placeholders(name)
+    taken = reserved_names() & {name, values["protocol"]}
+    if taken:
+        raise ScaffoldError(
+            f"invalid plugin name {name!r}: the storage backend {sorted(taken)[0]!r} is built into headrace; "
+            "choose another name"
+        )
+    return values
+
+
+def create_plugin(name: str, directory: Path | None = None) -> Path:
+    """Write the plugin ``name`` into ``directory`` (default ``./headrace-NAME``) and return it."""
+    values = validate_name(name)
     target = (directory or Path.cwd() / values["distribution"]).resolve()
+    if target.exists() and not target.is_dir():
+        raise ScaffoldError(f"{target} exists and is not a directory; choose another --dir")
     if target.exists() and any(target.iterdir()):
         raise ScaffoldError(f"{target} already exists and is not empty; choose another --dir")
     for source in sorted(TEMPLATE_ROOT.rglob("*")):
