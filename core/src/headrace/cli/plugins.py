@@ -51,7 +51,8 @@ def list_plugins(
     for column in ("name", "distribution", "version", "status", "provides / error"):
         table.add_column(column)
     for record in records:
-        detail = record.error if record.error else ", ".join(record.provides) or "-"
+        # Plugins with only event or CLI hooks provide no registration: name the hooks instead.
+        detail = record.error or ", ".join(record.provides) or ", ".join(record.hooks) or "-"
         style = STATUS_STYLE.get(record.status.value, "")
         table.add_row(
             record.name,

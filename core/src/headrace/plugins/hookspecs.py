@@ -25,6 +25,7 @@ from headrace.plugins.types import (
     BlockType,
     Infrastructure,
     Notifier,
+    Registration,
     StorageBackend,
     TaskRunner,
     TelemetryExporter,
@@ -286,7 +287,7 @@ class HeadraceSpecs:
         raise NotImplementedError
 
 
-PROVIDER_HOOKS: dict[str, type] = {
+PROVIDER_HOOKS: dict[str, type[Registration]] = {
     "headrace_block_types": BlockType,
     "headrace_storage_backends": StorageBackend,
     "headrace_infrastructure": Infrastructure,

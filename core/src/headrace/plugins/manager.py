@@ -9,7 +9,6 @@ core's own entry points and therefore appear in listings like any other plugin.
 from __future__ import annotations
 
 import difflib
-import functools
 import inspect
 import logging
 import threading
@@ -29,6 +28,18 @@ logger = logging.getLogger("headrace.plugins")
 ENTRY_POINT_GROUP = "headrace"
 HOOK_NAMES: tuple[str, ...] = (*PROVIDER_HOOKS, *EVENT_HOOKS)
 
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_once(message: str) -> None:
+    """Log ``message`` as a warning the first time this process sees it (managers may be rebuilt)."""
+    with _warned_lock:
+        if message in _warned:
+            return
+        _warned.add(message)
+    logger.warning("%s", message)
+
 
 class HeadracePluginManager(pluggy.PluginManager):
     """pluggy's manager plus per-plugin isolation, records, name selection and conflict detection."""
@@ -37,8 +48,9 @@ class HeadracePluginManager(pluggy.PluginManager):
         super().__init__(PROJECT_NAME)
         self.add_hookspecs(HeadraceSpecs)
         self.strict = strict
-        self.disabled = {_normalize(name) for name in disabled}
+        self.disabled = {_normalize(name) for name in disabled if name.strip()}
         self.records: dict[str, PluginRecord] = {}
+        self._registered: dict[str, PluginRecord] = {}  # pluggy's plugin name -> its record
         self._conflicts: dict[tuple[str, str], NameConflict] = {}
         self._collected: dict[str, list[tuple[PluginRecord, Registration]]] = {}
         self._lock = threading.RLock()
@@ -59,29 +71,41 @@ class HeadracePluginManager(pluggy.PluginManager):
 
     def _load_entry_point(self, point: EntryPoint) -> None:
         dist = point.dist
-        record = PluginRecord(
-            name=point.name,
-            distribution=dist.name if dist else None,
-            version=dist.version if dist else None,
-            reference=point.value,
+        record = self._add_record(
+            PluginRecord(
+                name=point.name,
+                distribution=dist.name if dist else None,
+                version=dist.version if dist else None,
+                reference=point.value,
+            )
         )
-        if point.name in self.records:
-            other = self.records[point.name]
-            self.records[f"{point.name}@{record.distribution}"] = record
-            self._fail(record, f"the plugin name {point.name!r} is already used by {other.label()}")
-            return
-        self.records[point.name] = record
+        # Disabled plugins are never imported, not even to find out whether they would work.
         if _normalize(point.name) in self.disabled or (
             record.distribution and _normalize(record.distribution) in self.disabled
         ):
             record.status = PluginStatus.DISABLED
+            return
+        # Two entry points with one name: which one is found first depends on the file system, so
+        # neither wins. Disabling one of them (by distribution) settles it.
+        others = [
+            other
+            for other in self.records.values()
+            if other.name == point.name and other is not record and other.status is not PluginStatus.DISABLED
+        ]
+        if others:
+            owners = " and ".join(other.label() for other in [*others, record])
+            error = f"the plugin name {point.name!r} is used by {owners}; uninstall or disable one of them"
+            for other in others:
+                if other.status is PluginStatus.ACTIVE:
+                    self._fail(other, error)
+            self._fail(record, error)
             return
         if dist is not None:
             problem = _incompatibility(dist.requires or [])
             if problem:
                 record.status = PluginStatus.INCOMPATIBLE
                 record.error = problem
-                logger.warning("headrace plugin %s was not loaded: %s", record.label(), problem)
+                _warn_once(f"headrace plugin {record.label()} was not loaded: {problem}")
                 self._raise_if_strict(record)
                 return
         try:
@@ -90,50 +114,117 @@ class HeadracePluginManager(pluggy.PluginManager):
             self._fail(record, f"import failed: {type(exc).__name__}: {exc}")
             return
         try:
-            self.register(plugin, name=point.name)
+            self._register(plugin, point.name, record)
         except PluginError as exc:
             self._fail(record, str(exc))
+        except Exception as exc:  # anything odd about the object itself, such as a raising __getattr__
+            self._fail(record, f"could not be registered: {type(exc).__name__}: {exc}")
+
+    def _add_record(self, record: PluginRecord) -> PluginRecord:
+        """Keep ``record`` under a key of its own: its name, or name@distribution when that is taken."""
+        key = record.name if record.name not in self.records else f"{record.name}@{record.distribution}"
+        while key in self.records:
+            key += "'"
+        self.records[key] = record
+        return record
 
     def register(self, plugin: object, name: str | None = None) -> str | None:
-        """Register a plugin object after checking that its hook implementations can ever run."""
+        """Register a plugin object after checking that its hook implementations can ever run.
+
+        Objects registered directly (tests, embedding applications) are listed like entry points,
+        without a distribution. Problems raise :class:`PluginError` here instead of being recorded.
+        """
         with self._lock:
-            self._validate_hookimpls(plugin, name or self.get_canonical_name(plugin))
+            plugin_name = name or self.get_canonical_name(plugin)
+            record = PluginRecord(name=plugin_name)
+            registered = self._register(plugin, name, record)
+            if registered is not None:
+                self._add_record(record)
+            return registered
+
+    def get_canonical_name(self, plugin: object) -> str:
+        """A module's or class's ``__name__``; for other objects their type and id (pluggy: only the id)."""
+        name = getattr(plugin, "__name__", None)
+        if isinstance(name, str) and name:
+            return name
+        return f"{type(plugin).__name__}-{id(plugin):x}"
+
+    def _register(self, plugin: object, name: str | None, record: PluginRecord) -> str | None:
+        with self._lock:
+            label = name or self.get_canonical_name(plugin)
+            hooks = self._validate_hookimpls(plugin, label)
             try:
                 plugin_name = super().register(plugin, name)
             except (ValueError, pluggy.PluginValidationError) as exc:
-                raise PluginError(str(exc)) from exc
+                raise PluginError(f"plugin {label!r} could not be registered: {exc}") from exc
             if plugin_name is not None:
-                self.records.setdefault(plugin_name, PluginRecord(name=plugin_name))
-            self._collected.clear()
-            self._conflicts.clear()
+                record.hooks = hooks
+                self._registered[plugin_name] = record
+            self._forget_collected()
             return plugin_name
 
-    def _validate_hookimpls(self, plugin: object, plugin_name: str) -> None:
+    def unregister(self, plugin: object | None = None, name: str | None = None) -> Any | None:
+        """Remove a plugin; a directly registered one (not from an entry point) also leaves the listing."""
+        with self._lock:
+            plugin_name = name if name is not None else self.get_name(plugin)
+            removed = super().unregister(plugin, name)
+            record = self._registered.pop(plugin_name, None) if plugin_name is not None else None
+            if record is not None and record.reference is None and record.status is PluginStatus.ACTIVE:
+                self.records = {key: value for key, value in self.records.items() if value is not record}
+            self._forget_collected()
+            return removed
+
+    def _record_for(self, plugin_name: str) -> PluginRecord:
+        """The record of a registered plugin (one registered behind headrace's back gets one now)."""
+        record = self._registered.get(plugin_name)
+        if record is None:
+            record = self._registered[plugin_name] = self._add_record(PluginRecord(name=plugin_name))
+        return record
+
+    def check_pending(self) -> None:
+        """Fail loudly on any hook implementation that no specification will ever call."""
+        try:
+            super().check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(str(exc)) from exc
+
+    def _validate_hookimpls(self, plugin: object, label: str) -> list[str]:
+        hooks: list[str] = []
         for attribute in dir(plugin):
-            if self.parse_hookimpl_opts(plugin, attribute) is None:
+            options = self.parse_hookimpl_opts(plugin, attribute)
+            if options is None:
                 continue
+            hook_name = options.get("specname") or attribute
+            if hook_name not in HOOK_NAMES:
+                close = difflib.get_close_matches(hook_name, HOOK_NAMES, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; headrace hooks are: {', '.join(HOOK_NAMES)}"
+                raise PluginError(f"plugin {label!r} implements unknown hook {hook_name!r}{hint}")
             function = getattr(plugin, attribute)
-            if attribute not in HOOK_NAMES:
-                close = difflib.get_close_matches(attribute, HOOK_NAMES, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise PluginError(f"plugin {plugin_name!r} implements unknown hook {attribute!r}{hint}")
             if inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function):
                 raise PluginError(
-                    f"plugin {plugin_name!r}: hook {attribute!r} is 'async def', but headrace hooks are "
+                    f"plugin {label!r}: hook {hook_name!r} is 'async def', but headrace hooks are "
                     "synchronous (pluggy would never await it); make it a plain 'def' and do async work "
                     "in the implementation class it returns"
                 )
+            if options.get("wrapper") or options.get("hookwrapper"):
+                raise PluginError(
+                    f"plugin {label!r}: hook {hook_name!r} is declared as a wrapper, but headrace calls "
+                    "each implementation on its own; drop wrapper=True/hookwrapper=True"
+                )
+            hooks.append(hook_name)
+        return sorted(hooks)
 
     # -- failures -------------------------------------------------------------------------------
 
     def _fail(self, record: PluginRecord, error: str) -> None:
         record.status = PluginStatus.FAILED
         record.error = error
-        if self.records.get(record.name) is record and self.has_plugin(record.name):
-            self.unregister(name=record.name)
-            self._collected.clear()
-            self._conflicts.clear()
-        logger.warning("headrace plugin %s failed and was skipped: %s", record.label(), error)
+        record.provides = []
+        registered = [name for name, other in self._registered.items() if other is record]
+        for name in registered:
+            self.unregister(name=name)
+        self._forget_collected()
+        _warn_once(f"headrace plugin {record.label()} failed and was skipped: {error}")
         self._raise_if_strict(record)
 
     def _raise_if_strict(self, record: PluginRecord) -> None:
@@ -141,6 +232,10 @@ class HeadracePluginManager(pluggy.PluginManager):
             raise PluginError(
                 f"plugin {record.label()} is {record.status.value}: {record.error} (HEADRACE_PLUGINS_STRICT is on)"
             )
+
+    def _forget_collected(self) -> None:
+        self._collected.clear()
+        self._conflicts.clear()
 
     # -- provider hooks -------------------------------------------------------------------------
 
@@ -150,21 +245,26 @@ class HeadracePluginManager(pluggy.PluginManager):
 
     def select(self, hook_name: str, name: str) -> Registration:
         """The registration called ``name``; a clear error when it is unknown or ambiguous."""
-        offers = [(record, reg) for record, reg in self._collect(hook_name) if reg.name == name]
-        conflict = self._conflicts.get((hook_name, name))
+        collected = self._collect(hook_name)
+        with self._lock:
+            conflict = self._conflicts.get((hook_name, name))
         if conflict is not None:
             raise PluginConflictError(conflict.message())
-        if not offers:
-            kind = PROVIDER_HOOKS[hook_name].kind  # type: ignore[attr-defined]
-            known = ", ".join(sorted(reg.name for _, reg in self._collect(hook_name))) or "(none installed)"
-            raise UnknownPluginName(f"unknown {kind} {name!r}; choose one of: {known}")
-        return offers[0][1]
+        for _, registration in collected:
+            if registration.name == name:
+                return registration
+        kind = PROVIDER_HOOKS[hook_name].kind
+        known = ", ".join(sorted({registration.name for _, registration in collected})) or "(none installed)"
+        raise UnknownPluginName(f"unknown {kind} {name!r}; choose one of: {known}")
 
     def conflicts(self) -> list[NameConflict]:
         """Name conflicts across every provider hook (collecting them all if needed)."""
-        for hook_name in PROVIDER_HOOKS:
-            self._collect(hook_name)
-        return list(self._conflicts.values())
+        with self._lock:
+            # A plugin failing in one hook forgets what the others collected: go round until stable.
+            while not all(hook_name in self._collected for hook_name in PROVIDER_HOOKS):
+                for hook_name in PROVIDER_HOOKS:
+                    self._collect(hook_name)
+            return list(self._conflicts.values())
 
     def _collect(self, hook_name: str) -> list[tuple[PluginRecord, Registration]]:
         if hook_name not in PROVIDER_HOOKS:
@@ -178,15 +278,9 @@ class HeadracePluginManager(pluggy.PluginManager):
         expected = PROVIDER_HOOKS[hook_name]
         collected: list[tuple[PluginRecord, Registration]] = []
         for impl in getattr(self.hook, hook_name).get_hookimpls():
-            record = self.records[impl.plugin_name]
+            record = self._record_for(impl.plugin_name)
             try:
-                result = impl.function()
-                items = list(result or ())
-                for item in items:
-                    if not isinstance(item, expected):
-                        raise TypeError(
-                            f"{hook_name} must return {expected.__name__} objects, got {type(item).__name__}"
-                        )
+                items = _registrations_from(hook_name, expected, impl.function())
             except Exception as exc:
                 self._fail(record, f"{hook_name} raised {type(exc).__name__}: {exc}")
                 return  # the plugin is gone now; collect again without it
@@ -196,11 +290,13 @@ class HeadracePluginManager(pluggy.PluginManager):
         self._collected[hook_name] = collected
 
     def _record_provides(self, hook_name: str, collected: Sequence[tuple[PluginRecord, Registration]]) -> None:
-        kind = PROVIDER_HOOKS[hook_name].kind  # type: ignore[attr-defined]
+        kind = PROVIDER_HOOKS[hook_name].kind
         for record in self.records.values():
             record.provides = [entry for entry in record.provides if not entry.startswith(f"{kind}:")]
         for record, registration in collected:
-            record.provides.append(f"{kind}:{registration.name}")
+            entry = f"{kind}:{registration.name}"
+            if entry not in record.provides:
+                record.provides.append(entry)
 
     def _record_conflicts(self, hook_name: str, collected: Sequence[tuple[PluginRecord, Registration]]) -> None:
         owners: dict[str, list[PluginRecord]] = {}
@@ -211,8 +307,7 @@ class HeadracePluginManager(pluggy.PluginManager):
         for name, plugins in owners.items():
             if len(plugins) > 1:
                 conflict = NameConflict(hook=hook_name, name=name, plugins=tuple(plugins))
-                if (hook_name, name) not in self._conflicts:
-                    logger.warning("headrace plugin conflict: %s", conflict.message())
+                _warn_once(f"headrace plugin conflict: {conflict.message()}")
                 self._conflicts[(hook_name, name)] = conflict
                 if self.strict:
                     raise PluginConflictError(f"{conflict.message()} (HEADRACE_PLUGINS_STRICT is on)")
@@ -220,26 +315,62 @@ class HeadracePluginManager(pluggy.PluginManager):
     # -- event hooks ----------------------------------------------------------------------------
 
     def fire(self, hook_name: str, **kwargs: Any) -> None:
-        """Call every implementation of an event hook; one that raises is reported, never propagated."""
+        """Call every implementation of an event hook; one that raises is reported, never propagated.
+
+        In strict mode the first exception is raised as a :class:`PluginError` instead.
+        """
         if hook_name not in EVENT_HOOKS:
             raise ValueError(f"{hook_name!r} is not an event hook; choose one of: {', '.join(EVENT_HOOKS)}")
-        for impl in getattr(self.hook, hook_name).get_hookimpls():
+        caller = getattr(self.hook, hook_name)
+        expected = set(caller.spec.argnames)
+        if set(kwargs) != expected:
+            raise TypeError(
+                f"{hook_name} takes the keyword arguments {', '.join(sorted(expected)) or '(none)'}; "
+                f"got {', '.join(sorted(kwargs)) or '(none)'}"
+            )
+        for impl in caller.get_hookimpls():
             try:
-                impl.function(*[kwargs[arg] for arg in impl.argnames])
-            except Exception:
-                record = self.records[impl.plugin_name]
+                result = impl.function(*[kwargs[arg] for arg in impl.argnames])
+                if inspect.isawaitable(result):
+                    if inspect.iscoroutine(result):
+                        result.close()  # never awaited; closing it avoids a second, confusing warning
+                    raise TypeError(f"{hook_name} returned an awaitable, but hooks are synchronous")
+            except Exception as exc:
+                record = self._record_for(impl.plugin_name)
                 record.event_errors += 1
                 if record.event_errors == 1:
                     logger.warning("headrace plugin %s raised in %s", record.label(), hook_name, exc_info=True)
                 if self.strict:
-                    raise
+                    raise PluginError(
+                        f"plugin {record.label()} raised in {hook_name}: {type(exc).__name__}: {exc} "
+                        "(HEADRACE_PLUGINS_STRICT is on)"
+                    ) from exc
 
     # -- listing --------------------------------------------------------------------------------
 
     def collect_all(self) -> list[PluginRecord]:
         """Run every provider hook so that each record says what it provides and what went wrong."""
         self.conflicts()
-        return sorted(self.records.values(), key=lambda record: record.name)
+        return sorted(self.records.values(), key=lambda record: (record.name, record.distribution or ""))
+
+
+def _registrations_from(hook_name: str, expected: type[Registration], result: object) -> list[Registration]:
+    """Check what a provider hookimpl returned: an iterable of ``expected`` objects (or ``None``)."""
+    if result is None:
+        return []
+    if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
+            result.close()
+        raise TypeError(f"{hook_name} returned an awaitable, but hooks are synchronous")
+    if isinstance(result, Registration):
+        raise TypeError(f"{hook_name} must return a list of {expected.__name__} objects, not a single one")
+    if isinstance(result, (str, bytes)) or not isinstance(result, Iterable):
+        raise TypeError(f"{hook_name} must return a list of {expected.__name__} objects, got {type(result).__name__}")
+    items = list(result)
+    for item in items:
+        if not isinstance(item, expected):
+            raise TypeError(f"{hook_name} must return {expected.__name__} objects, got {type(item).__name__}")
+    return items
 
 
 def _normalize(name: str) -> str:
@@ -275,15 +406,24 @@ def build_plugin_manager(
     return manager
 
 
-@functools.cache
+_manager: HeadracePluginManager | None = None
+_manager_lock = threading.Lock()
+
+
 def get_plugin_manager() -> HeadracePluginManager:
     """The process-wide manager, built on first use from the current settings."""
-    from headrace.settings import get_settings
+    global _manager  # noqa: PLW0603 - the one process-wide instance, built lazily
+    with _manager_lock:
+        if _manager is None:
+            from headrace.settings import get_settings
 
-    settings = get_settings()
-    return build_plugin_manager(strict=settings.plugins_strict, disabled=settings.plugins_disabled)
+            settings = get_settings()
+            _manager = build_plugin_manager(strict=settings.plugins_strict, disabled=settings.plugins_disabled)
+        return _manager
 
 
 def reset_plugin_manager() -> None:
     """Forget the process-wide manager, so that the next use rebuilds it (tests, changed settings)."""
-    get_plugin_manager.cache_clear()
+    global _manager  # noqa: PLW0603
+    with _manager_lock:
+        _manager = None

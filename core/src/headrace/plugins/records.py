@@ -16,7 +16,12 @@ class PluginStatus(str, enum.Enum):
 
 @dataclass
 class PluginRecord:
-    """One plugin: an entry point in the ``headrace`` group, or an object registered directly."""
+    """One plugin: an entry point in the ``headrace`` group, or an object registered directly.
+
+    ``provides`` lists ``"kind:name"`` for each registration object its provider hooks returned;
+    ``hooks`` the hooks it implements; ``event_errors`` how often one of its event hooks raised.
+    ``error`` says why a plugin is failed or incompatible.
+    """
 
     name: str
     distribution: str | None = None
@@ -25,6 +30,7 @@ class PluginRecord:
     status: PluginStatus = PluginStatus.ACTIVE
     error: str | None = None
     provides: list[str] = field(default_factory=list)
+    hooks: list[str] = field(default_factory=list)
     event_errors: int = 0
 
     def label(self) -> str:
@@ -42,6 +48,7 @@ class PluginRecord:
             "status": self.status.value,
             "error": self.error,
             "provides": list(self.provides),
+            "hooks": list(self.hooks),
             "event_errors": self.event_errors,
         }
 

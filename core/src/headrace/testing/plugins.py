@@ -10,6 +10,7 @@ and ``importlib.metadata`` discovers it exactly as if pip had installed it.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,7 +45,7 @@ def write_plugin_distribution(
     """
     site.mkdir(parents=True, exist_ok=True)
     (site / f"{module}.py").write_text(textwrap.dedent(source), encoding="utf-8")
-    dist_info = site / f"{distribution.replace('-', '_')}-{version}.dist-info"
+    dist_info = site / f"{re.sub(r'[-_.]+', '_', distribution)}-{version}.dist-info"
     dist_info.mkdir(exist_ok=True)
     metadata = ["Metadata-Version: 2.1", f"Name: {distribution}", f"Version: {version}"]
     metadata += [f"Requires-Dist: {line}" for line in requires]
