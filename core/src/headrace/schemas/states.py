@@ -69,6 +69,8 @@ class StateDetails(BaseModel):
     pause_reschedule: bool = False
     pause_key: str | None = None
     transition_id: UUID | None = None
+    # Set on a Scheduled proposal to run a finished (terminal) run again from the start; see docs/orchestration.md.
+    rerun: bool = False
 
 
 class State(BaseModel):
