@@ -171,11 +171,16 @@ class Runner:
         return self.run(["-c", textwrap.dedent(code)], env)
 
     def listing(self, env: dict[str, str] | None = None) -> dict[str, Any]:
-        """``headrace plugins list --json``, asserting it exits 0; plugins keyed by distribution."""
+        """``headrace plugins list --json``, asserting it exits 0; plugins keyed by distribution and by name.
+
+        The core has several built-in plugins, so ``by_distribution["headrace"]`` is only one of them:
+        look the built-ins up in ``by_name``.
+        """
         result = self.headrace("plugins", "list", "--json", env=env)
         assert result.returncode == 0, result.stderr
         data: dict[str, Any] = result.json()
         data["by_distribution"] = {plugin["distribution"]: plugin for plugin in data["plugins"]}
+        data["by_name"] = {plugin["name"]: plugin for plugin in data["plugins"]}
         return data
 
 

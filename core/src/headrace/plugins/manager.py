@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import logging
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from importlib.metadata import EntryPoint, entry_points
@@ -71,11 +72,13 @@ class HeadracePluginManager(pluggy.PluginManager):
 
     def _load_entry_point(self, point: EntryPoint) -> None:
         dist = point.dist
+        # Parse the METADATA file once: each of dist.name, .version and .requires would read it again.
+        metadata = dist.metadata if dist is not None else None
         record = self._add_record(
             PluginRecord(
                 name=point.name,
-                distribution=dist.name if dist else None,
-                version=dist.version if dist else None,
+                distribution=metadata["Name"] if metadata is not None else None,
+                version=metadata["Version"] if metadata is not None else None,
                 reference=point.value,
             )
         )
@@ -100,8 +103,8 @@ class HeadracePluginManager(pluggy.PluginManager):
                     self._fail(other, error)
             self._fail(record, error)
             return
-        if dist is not None:
-            problem = _incompatibility(dist.requires or [])
+        if metadata is not None:
+            problem = _incompatibility(metadata.get_all("Requires-Dist") or [])
             if problem:
                 record.status = PluginStatus.INCOMPATIBLE
                 record.error = problem
@@ -377,13 +380,20 @@ def _normalize(name: str) -> str:
     return name.strip().lower().replace("_", "-").replace(".", "-")
 
 
+_NAMES_HEADRACE = re.compile(r"^\s*headrace(?![\w.-])", re.IGNORECASE)
+"""A requirement line about the core itself (not ``headrace-aws``): only those need parsing."""
+
+
 def _incompatibility(requirements: Sequence[str]) -> str | None:
     """Why a distribution's ``headrace`` requirement excludes the installed core, if it does."""
+    relevant = [line for line in requirements if _NAMES_HEADRACE.match(line)]
+    if not relevant:
+        return None  # packaging's parser costs tens of milliseconds to import: skip it when we can
     from packaging.requirements import InvalidRequirement, Requirement
 
     from headrace import __version__
 
-    for line in requirements:
+    for line in relevant:
         try:
             requirement = Requirement(line)
         except InvalidRequirement:
