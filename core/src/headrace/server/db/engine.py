@@ -1,0 +1,204 @@
+"""Database URLs and engines, built from :class:`~headrace.settings.Settings` and nothing else.
+
+- :func:`database_url` resolves the URL: ``HEADRACE_SERVER_DATABASE_CONNECTION_URL`` if set (``sqlite``
+  and ``postgresql``/``postgres`` URLs; the async driver is chosen here), else SQLite at
+  ``HEADRACE_HOME/headrace.db``.
+- :func:`create_sqlite_engine` sets, on every connection: ``busy_timeout``, ``journal_mode=WAL``,
+  ``synchronous=FULL`` (a commit is on disk before the server acknowledges it), ``foreign_keys=ON``. It
+  also takes over transaction control from the driver: a *writer* engine opens every transaction with
+  ``BEGIN IMMEDIATE`` (the write lock is taken up front, so the busy timeout applies, instead of failing
+  at the first write with SQLITE_BUSY), and a *reader* engine's connections are ``query_only``.
+- :func:`create_postgresql_engine` sizes the pool and passes ``statement_timeout``, ``search_path``,
+  ``application_name`` as server settings of each connection, and an SSL context for TLS and mutual TLS.
+
+Most code wants :class:`headrace.server.db.Database`, which pairs these engines with the write path.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from headrace.server.db.types import json_dumps
+
+if TYPE_CHECKING:
+    from headrace.settings import Settings
+
+__all__ = [
+    "SQLITE_FILE_NAME",
+    "DatabaseConfigError",
+    "Dialect",
+    "create_postgresql_engine",
+    "create_sqlite_engine",
+    "database_url",
+    "dialect_of",
+    "is_sqlite_memory",
+    "postgresql_connect_args",
+    "render_url",
+    "tls_context",
+]
+
+SQLITE_FILE_NAME = "headrace.db"
+URL_SETTING = "HEADRACE_SERVER_DATABASE_CONNECTION_URL"
+
+Dialect = Literal["sqlite", "postgresql"]
+
+
+class DatabaseConfigError(ValueError):
+    """The database settings cannot work; the message names the setting and the fix."""
+
+
+def database_url(settings: Settings) -> URL:
+    """The SQLAlchemy URL of the server database, with the async driver headrace uses."""
+    secret = settings.server_database_connection_url
+    raw = secret.get_secret_value().strip() if secret is not None else ""
+    if not raw:
+        return URL.create("sqlite+aiosqlite", database=str(Path(settings.home).expanduser() / SQLITE_FILE_NAME))
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise DatabaseConfigError(
+            f"{URL_SETTING} is not a database URL; expected sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+        ) from None
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+            url = url.set(database=str(Path(url.database).expanduser()))
+        return url.set(drivername="sqlite+aiosqlite")
+    if backend in ("postgresql", "postgres"):
+        return url.set(drivername="postgresql+asyncpg")
+    raise DatabaseConfigError(
+        f"{URL_SETTING} uses {backend!r}, which headrace does not support; use sqlite:///PATH or postgresql://..."
+    )
+
+
+def dialect_of(url: URL) -> Dialect:
+    return "sqlite" if url.get_backend_name() == "sqlite" else "postgresql"
+
+
+def is_sqlite_memory(url: URL) -> bool:
+    database = url.database or ""
+    return database in ("", ":memory:") or url.query.get("mode") == "memory"
+
+
+def render_url(url: URL) -> str:
+    """The URL for people: the password masked."""
+    return url.render_as_string(hide_password=True)
+
+
+# --------------------------------------------------------------------------------------------- SQLite
+
+
+def create_sqlite_engine(url: URL, settings: Settings, *, role: Literal["write", "read"]) -> AsyncEngine:
+    """An engine for SQLite. ``role="write"`` holds one connection; use it through the write path only."""
+    memory = is_sqlite_memory(url)
+    if not memory and url.database:
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    pool: dict[str, Any] = {}
+    if not memory and role == "write":
+        pool = {"pool_size": 1, "max_overflow": 0, "pool_timeout": settings.server_database_sqlite_busy_timeout}
+    engine = create_async_engine(
+        url,
+        echo=settings.server_database_echo,
+        json_serializer=json_dumps,
+        **pool,
+    )
+    busy_ms = int(settings.server_database_sqlite_busy_timeout * 1000)
+    readonly = role == "read"
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # The driver must not open transactions on its own: the "begin" hook below does.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+            if not readonly:
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = FULL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            if readonly:
+                cursor.execute("PRAGMA query_only = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+# ----------------------------------------------------------------------------------------- PostgreSQL
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The SSL context for PostgreSQL from the TLS settings, or ``None`` when TLS is off."""
+    ca = settings.server_database_tls_ca_file
+    cert = settings.server_database_tls_cert_file
+    key = settings.server_database_tls_key_file
+    if not settings.server_database_tls_enabled:
+        given = [name for name, value in (("CA", ca), ("CERT", cert), ("KEY", key)) if value is not None]
+        if given:
+            names = ", ".join(f"HEADRACE_SERVER_DATABASE_TLS_{name}_FILE" for name in given)
+            raise DatabaseConfigError(
+                f"{names} set but HEADRACE_SERVER_DATABASE_TLS_ENABLED is false: "
+                "enable TLS or unset the file settings (headrace will not silently connect in clear text)"
+            )
+        return None
+    if key is not None and cert is None:
+        raise DatabaseConfigError(
+            "HEADRACE_SERVER_DATABASE_TLS_KEY_FILE is set without HEADRACE_SERVER_DATABASE_TLS_CERT_FILE: "
+            "mutual TLS needs the client certificate too"
+        )
+    for setting, path in (("CA", ca), ("CERT", cert), ("KEY", key)):
+        if path is not None and not Path(path).expanduser().is_file():
+            raise DatabaseConfigError(f"HEADRACE_SERVER_DATABASE_TLS_{setting}_FILE={path}: no such file")
+    try:
+        context = ssl.create_default_context(
+            ssl.Purpose.SERVER_AUTH, cafile=str(Path(ca).expanduser()) if ca is not None else None
+        )
+        context.check_hostname = settings.server_database_tls_check_hostname
+        if cert is not None:
+            context.load_cert_chain(
+                str(Path(cert).expanduser()), str(Path(key).expanduser()) if key is not None else None
+            )
+    except ssl.SSLError as exc:
+        raise DatabaseConfigError(f"cannot use the database TLS files: {exc}") from None
+    return context
+
+
+def postgresql_connect_args(settings: Settings) -> dict[str, Any]:
+    """asyncpg ``connect()`` arguments: timeout, per-connection server settings and TLS."""
+    server_settings: dict[str, str] = {}
+    if settings.server_database_application_name:
+        server_settings["application_name"] = settings.server_database_application_name
+    if settings.server_database_search_path:
+        server_settings["search_path"] = settings.server_database_search_path
+    if settings.server_database_statement_timeout is not None:
+        server_settings["statement_timeout"] = str(int(settings.server_database_statement_timeout * 1000))
+    args: dict[str, Any] = {"timeout": settings.server_database_connection_timeout, "server_settings": server_settings}
+    context = tls_context(settings)
+    if context is not None:
+        args["ssl"] = context
+    return args
+
+
+def create_postgresql_engine(url: URL, settings: Settings) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        echo=settings.server_database_echo,
+        json_serializer=json_dumps,
+        pool_size=settings.server_database_pool_size,
+        max_overflow=settings.server_database_max_overflow,
+        pool_timeout=settings.server_database_pool_timeout,
+        pool_recycle=settings.server_database_pool_recycle,
+        pool_pre_ping=True,
+        connect_args=postgresql_connect_args(settings),
+    )

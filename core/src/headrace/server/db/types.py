@@ -1,0 +1,136 @@
+"""Column types and SQL helpers that behave the same on SQLite and PostgreSQL.
+
+- :class:`UtcDateTime`: timezone-aware UTC timestamps. PostgreSQL stores ``timestamptz``; SQLite has no
+  time zones, so values are stored as UTC text and come back aware. Naive datetimes are refused, so a
+  local time can never be stored as if it were UTC.
+- :data:`JSON_TYPE`: ``JSONB`` on PostgreSQL (containment operators, indexable), ``JSON`` text on SQLite.
+  Python ``None`` is stored as SQL ``NULL``.
+- :data:`UUID_TYPE`: native ``uuid`` on PostgreSQL, 32 hex characters on SQLite; always :class:`uuid.UUID`
+  in Python.
+- :func:`str_enum`: an enum stored as its string values in a ``VARCHAR`` (no native enum type, so adding
+  a value never needs a migration).
+- :func:`json_contains_all`: "this JSON array holds every one of these values", e.g. tag filters.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+__all__ = [
+    "ENUM_LENGTH",
+    "JSON_TYPE",
+    "UUID_TYPE",
+    "UtcDateTime",
+    "json_contains_all",
+    "json_dumps",
+    "str_enum",
+]
+
+#: Stored length of enum columns: room for longer values than today's without a migration.
+ENUM_LENGTH = 32
+
+JSON_TYPE: sa.types.TypeEngine[Any] = sa.JSON(none_as_null=True).with_variant(
+    postgresql.JSONB(none_as_null=True), "postgresql"
+)
+UUID_TYPE: sa.types.TypeEngine[Any] = sa.Uuid(as_uuid=True)
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every dialect; naive datetimes are an error."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given to the database: attach a time zone (UTC)")
+        value = value.astimezone(timezone.utc)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def str_enum(enum_class: type[enum.Enum]) -> sa.Enum:
+    """An enum column holding the members' string *values* (``"markdown"``, not ``"MARKDOWN"``)."""
+    return sa.Enum(
+        enum_class,
+        native_enum=False,
+        create_constraint=False,
+        length=ENUM_LENGTH,
+        validate_strings=True,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+def json_dumps(value: Any) -> str:
+    """The engines' JSON serializer: understands datetimes, UUIDs, enums and pydantic models."""
+    from pydantic_core import to_json
+
+    return to_json(value).decode()
+
+
+class json_contains_all(FunctionElement[bool]):
+    """True when the JSON array of strings in ``column`` contains every one of ``values`` (true for none).
+
+    Renders ``column @> jsonb_build_array(...)`` on PostgreSQL (indexable with GIN) and one
+    ``EXISTS (SELECT 1 FROM json_each(column) ...)`` per value on SQLite, so
+    ``select(FlowRun).where(json_contains_all(FlowRun.tags, ["a", "b"]))`` works on both.
+    """
+
+    type = sa.Boolean()
+    inherit_cache = True
+    name = "json_contains_all"
+
+    def __init__(self, column: sa.ColumnElement[Any], values: Sequence[str]) -> None:
+        # The values are bound parameters of this element itself, so cached statements get new values.
+        binds = [sa.bindparam(None, str(value), type_=sa.String()) for value in values]
+        super().__init__(column, *binds)
+
+    def _parts(self) -> tuple[sa.ColumnElement[Any], list[sa.ColumnElement[Any]]]:
+        column, *binds = self.clauses.clauses
+        return column, binds
+
+    def _sqlite(self) -> sa.ColumnElement[bool]:
+        column, binds = self._parts()
+        clauses: list[sa.ColumnElement[bool]] = []
+        for bind in binds:
+            each = sa.func.json_each(column).table_valued("value")
+            clauses.append(sa.exists(sa.select(sa.literal_column("1")).select_from(each).where(each.c.value == bind)))
+        return sa.and_(sa.true(), *clauses)
+
+    def _postgresql(self) -> sa.ColumnElement[bool]:
+        column, binds = self._parts()
+        if not binds:
+            return sa.true()
+        return column.op("@>")(sa.func.jsonb_build_array(*binds))
+
+
+@compiles(json_contains_all)
+def _compile_json_contains_all_default(element: json_contains_all, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element._sqlite(), **kw)
+
+
+@compiles(json_contains_all, "postgresql")
+def _compile_json_contains_all_pg(element: json_contains_all, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element._postgresql(), **kw)
