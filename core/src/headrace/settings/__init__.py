@@ -4,128 +4,51 @@ Read settings at the edge of a program (``get_settings()``) and pass the object 
 headrace reads environment variables on its own. Invalid values raise :class:`SettingsError`, whose
 message is one line per bad setting naming the variable, where the value came from, and what was
 expected.
+
+Importing this package is cheap: the model and the loading functions (which need pydantic-settings)
+are imported on first use of :class:`Settings`, :func:`get_settings` and the other names from
+:mod:`headrace.settings.loader`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
-
-from headrace.settings.models import (
-    ApiSettings,
-    ClientSettings,
-    DatabaseSettings,
-    HomeSettings,
-    LoggingSettings,
-    PluginSettings,
-    RetentionSettings,
-    ServerSettings,
-)
+from headrace.settings.bootstrap import ENV_PREFIX, env_name, resolve_home, select_profile
+from headrace.settings.errors import SettingProblem, SettingsError
 from headrace.settings.profiles import ProfileError, ProfilesFile
-from headrace.settings.sources import ENV_PREFIX, ordered_sources
+
+if TYPE_CHECKING:
+    from headrace.settings.loader import Settings, field_for_env_name, get_settings, is_secret, setting_origins
 
 __all__ = [
+    "ENV_PREFIX",
     "ProfileError",
     "ProfilesFile",
+    "SettingProblem",
     "Settings",
     "SettingsError",
     "env_name",
     "field_for_env_name",
     "get_settings",
     "is_secret",
+    "resolve_home",
+    "select_profile",
     "setting_origins",
 ]
 
-
-class SettingsError(ValueError):
-    """One or more settings have values that cannot be used; the message says which and why."""
+_LAZY = frozenset({"Settings", "field_for_env_name", "get_settings", "is_secret", "setting_origins"})
 
 
-class Settings(  # bases in reverse: pydantic lists the fields of the last base first
-    PluginSettings,
-    RetentionSettings,
-    DatabaseSettings,
-    ServerSettings,
-    LoggingSettings,
-    ClientSettings,
-    ApiSettings,
-    HomeSettings,
-    BaseSettings,
-):
-    """All of headrace's settings. Field ``foo_bar`` is the environment variable ``HEADRACE_FOO_BAR``."""
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from headrace.settings import loader
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", validate_default=True)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        init_kwargs = getattr(init_settings, "init_kwargs", {})
-        return tuple(source for _, source in ordered_sources(settings_cls, init_kwargs))
+        value = getattr(loader, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def env_name(field_name: str) -> str:
-    return f"{ENV_PREFIX}{field_name.upper()}"
-
-
-def field_for_env_name(name: str) -> str:
-    """Map ``HEADRACE_API_URL`` (or ``api_url``) to the field name, or raise a helpful SettingsError."""
-    key = name.strip()
-    if key.upper().startswith(ENV_PREFIX):
-        key = key[len(ENV_PREFIX) :]
-    key = key.lower()
-    if key not in Settings.model_fields:
-        import difflib
-
-        close = difflib.get_close_matches(env_name(key), [env_name(f) for f in Settings.model_fields], n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise SettingsError(f"unknown setting {name!r}{hint}")
-    return key
-
-
-def is_secret(field_name: str) -> bool:
-    """Whether a field holds a secret, which is never shown in clear."""
-    field = Settings.model_fields.get(field_name)
-    return field is not None and "SecretStr" in repr(field.annotation)
-
-
-def get_settings(**overrides: Any) -> Settings:
-    """Load the settings now, from every source. Cheap enough to call at each program edge."""
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        raise SettingsError(_describe(exc, overrides)) from None
-    except ProfileError as exc:
-        raise SettingsError(str(exc)) from None
-
-
-def setting_origins(**overrides: Any) -> dict[str, str]:
-    """For each field, the label of the source its value comes from (``default`` when none sets it)."""
-    layers = [(label, source()) for label, source in ordered_sources(Settings, overrides)]
-    origins: dict[str, str] = {}
-    for name in Settings.model_fields:
-        origins[name] = next((label for label, values in layers if name in values), "default")
-    return origins
-
-
-def _describe(exc: ValidationError, overrides: Mapping[str, Any]) -> str:
-    try:
-        origins = setting_origins(**overrides)
-    except Exception:  # the sources themselves failed; the pydantic message still says enough
-        origins = {}
-    lines = []
-    for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else "?"
-        message = error["msg"].removeprefix("Value error, ")
-        value = "'********'" if is_secret(field) else repr(error.get("input"))
-        origin = origins.get(field, "unknown source")
-        lines.append(f"invalid setting {env_name(field)}={value} (from {origin}): {message}")
-    return "\n".join(lines)
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _LAZY)

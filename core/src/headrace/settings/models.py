@@ -8,11 +8,14 @@ the model users see is the flat :class:`Settings` in :mod:`headrace.settings`.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
+
+from headrace.settings.bootstrap import split_commas
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -23,9 +26,11 @@ def _default_home() -> Path:
 
 def _split_commas(value: Any) -> Any:
     """Accept ``"a, b"`` as well as a list, because operators write lists in environment variables."""
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    return value
+    return split_commas(value) if isinstance(value, str) else value
+
+
+# Validator names must be unique across these groups: Settings inherits from all of them, and a
+# validator of one group would silently replace a namesake of another.
 
 
 class HomeSettings(BaseModel):
@@ -34,6 +39,11 @@ class HomeSettings(BaseModel):
         description="Where headrace keeps its profiles, embedded database, spool and key file.",
     )
     debug: bool = Field(default=False, description="Debug mode: more detail in errors and logs.")
+
+    @field_validator("home")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
 
 
 class ApiSettings(BaseModel):
@@ -72,7 +82,7 @@ class ClientSettings(BaseModel):
     client_csrf_support_enabled: bool = Field(
         default=True, description="Fetch and send a CSRF token when the server asks for one."
     )
-    client_custom_headers: dict[str, str] = Field(
+    client_custom_headers: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
         description="Extra HTTP headers for every API request, as a JSON object. They cannot override "
         "Authorization, the CSRF headers or User-Agent.",
@@ -81,11 +91,41 @@ class ClientSettings(BaseModel):
         default=False, description="Serve Prometheus metrics from flow-running processes."
     )
     client_metrics_port: int = Field(default=4201, ge=1, le=65535, description="Port of the client metrics.")
+    # Run records (task-run states and logs): spooled under HEADRACE_HOME and shipped in batches; docs/client.md.
+    client_records_batch_interval: float = Field(
+        default=0.1,
+        gt=0,
+        description="Seconds task-run state records are gathered before they are sent in one batch "
+        "(logs follow HEADRACE_LOGGING_TO_API_BATCH_INTERVAL).",
+    )
+    client_records_flush_timeout: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds a process waits at exit for its run records to reach the API; what is left "
+        "waits in the spool for the next headrace process or `headrace spool flush`.",
+    )
 
     @field_validator("client_retry_extra_codes", mode="before")
     @classmethod
     def _parse_codes(cls, value: Any) -> Any:
         return _split_commas(value)
+
+    @field_validator("client_custom_headers", mode="before")
+    @classmethod
+    def _parse_headers(cls, value: Any) -> Any:
+        """Decode the JSON here rather than in pydantic-settings, so a mistake gets a clear message."""
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return {}
+        example = 'such as {"X-Team": "data"}'
+        try:
+            decoded = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"expected a JSON object {example}, but it is not valid JSON: {exc.msg}") from None
+        if not isinstance(decoded, dict):
+            raise ValueError(f"expected a JSON object {example}, got a JSON {type(decoded).__name__}")
+        return decoded
 
     @field_validator("client_retry_extra_codes")
     @classmethod
@@ -136,7 +176,7 @@ class ServerSettings(BaseModel):
 
     @field_validator("server_logging_level", mode="before")
     @classmethod
-    def _upper_level(cls, value: Any) -> Any:
+    def _upper_server_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
 

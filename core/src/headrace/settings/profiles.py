@@ -10,7 +10,9 @@ The file is plain TOML so that people can read and edit it by hand::
     HEADRACE_API_URL = "https://headrace.example.com/api"
 
 Values are stored as the strings one would put in the environment, and are parsed by the same
-rules as environment variables. ``HEADRACE_PROFILE`` picks a profile for one process.
+rules as environment variables. ``HEADRACE_PROFILE`` picks a profile for one process (see
+:func:`headrace.settings.bootstrap.select_profile`). The file may hold API keys, so it is written
+readable by its owner only.
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import tomli_w
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -66,20 +66,28 @@ class ProfilesFile:
         return cls(path=path, active=str(data.get("active", DEFAULT_PROFILE)), profiles=profiles)
 
     def save(self) -> None:
+        """Write the file atomically (a temporary file renamed over it), readable by its owner only."""
+        import tomli_w
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         document = {"active": self.active, "profiles": self.profiles}
         tmp = self.path.with_suffix(".toml.tmp")
-        tmp.write_text(tomli_w.dumps(document), encoding="utf-8")
+        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(tomli_w.dumps(document))
         tmp.replace(self.path)
 
     def selected_name(self, environ: Mapping[str, str] = os.environ) -> str:
-        """The profile in force: ``HEADRACE_PROFILE`` if set, else the file's ``active`` entry."""
+        """The profile in force: ``HEADRACE_PROFILE`` if set in ``environ``, else the file's ``active`` entry.
+
+        Prefer :func:`headrace.settings.bootstrap.select_profile`, which also reads ``.env``.
+        """
         return environ.get("HEADRACE_PROFILE") or self.active
 
     def values(self, name: str) -> dict[str, str]:
         if name not in self.profiles:
             known = ", ".join(sorted(self.profiles))
-            raise ProfileError(f"unknown profile {name!r}; choose one of: {known}")
+            raise ProfileError(f"unknown profile {name!r}; known profiles: {known}")
         return self.profiles[name]
 
     def create(self, name: str, copy_from: str | None = None) -> None:
@@ -101,7 +109,14 @@ class ProfilesFile:
 
 
 def _as_text(value: object) -> str:
-    """Profiles written by hand may hold TOML numbers or booleans; keep them in environment form."""
+    """Profiles written by hand may hold TOML numbers, booleans, arrays or tables: keep them in the
+    form an environment variable would have (arrays comma-separated, tables as JSON)."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(_as_text(item) for item in value)
+    if isinstance(value, dict):
+        import json
+
+        return json.dumps(value)
     return str(value)

@@ -7,9 +7,7 @@ the selected profile, and finally the defaults. The same ordered list serves bot
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from pydantic_settings import (
@@ -20,17 +18,29 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
 )
 
-from headrace.settings.profiles import ProfilesFile
+from headrace.settings.bootstrap import (
+    ARGUMENT,
+    DOTENV,
+    DOTENV_FILE,
+    ENV_PREFIX,
+    ENVIRONMENT,
+    HOME_VARIABLE,
+    profile_label,
+    resolve_home,
+    select_profile,
+)
 
-ENV_PREFIX = "HEADRACE_"
-DOTENV_FILE = ".env"
+__all__ = ["DOTENV_FILE", "ENV_PREFIX", "ProfileSettingsSource", "ordered_sources", "resolve_home"]
 
 
 class ProfileSettingsSource(EnvSettingsSource):
-    """Reads the selected profile's values with the exact parsing rules of environment variables."""
+    """Reads the selected profile's values with the exact parsing rules of environment variables.
+
+    ``HEADRACE_HOME`` is ignored here: profiles live under it, so a profile cannot move it.
+    """
 
     def __init__(self, settings_cls: type[BaseSettings], values: Mapping[str, str], profile: str) -> None:
-        self._profile_values = {key.lower(): value for key, value in values.items()}
+        self._profile_values = {key.lower(): value for key, value in values.items() if key.upper() != HOME_VARIABLE}
         self.profile = profile
         super().__init__(settings_cls, case_sensitive=False, env_prefix=ENV_PREFIX)
 
@@ -38,31 +48,18 @@ class ProfileSettingsSource(EnvSettingsSource):
         return self._profile_values
 
 
-def resolve_home(init_kwargs: Mapping[str, Any]) -> Path:
-    """HEADRACE_HOME decides where profiles live, so it is read before any profile is."""
-    if init_kwargs.get("home"):
-        return Path(init_kwargs["home"]).expanduser()
-    raw = os.environ.get("HEADRACE_HOME")
-    if raw is None and Path(DOTENV_FILE).is_file():
-        from dotenv import dotenv_values
-
-        raw = dotenv_values(DOTENV_FILE).get("HEADRACE_HOME")
-    return Path(raw).expanduser() if raw else Path.home() / ".headrace"
-
-
 def ordered_sources(
     settings_cls: type[BaseSettings], init_kwargs: Mapping[str, Any]
 ) -> list[tuple[str, PydanticBaseSettingsSource]]:
     """Every source with a label for people, highest precedence first."""
-    profiles = ProfilesFile.load(resolve_home(init_kwargs))
-    profile = profiles.selected_name()
-    values = profiles.values(profile)  # an unknown HEADRACE_PROFILE is an error, not a silent default
+    selection = select_profile(init_kwargs)
+    values = selection.values()  # an unknown HEADRACE_PROFILE is an error, not a silent default
     return [
-        ("argument", InitSettingsSource(settings_cls, init_kwargs=dict(init_kwargs))),
-        ("environment", EnvSettingsSource(settings_cls, case_sensitive=False, env_prefix=ENV_PREFIX)),
+        (ARGUMENT, InitSettingsSource(settings_cls, init_kwargs=dict(init_kwargs))),
+        (ENVIRONMENT, EnvSettingsSource(settings_cls, case_sensitive=False, env_prefix=ENV_PREFIX)),
         (
-            DOTENV_FILE,
+            DOTENV,
             DotEnvSettingsSource(settings_cls, env_file=DOTENV_FILE, case_sensitive=False, env_prefix=ENV_PREFIX),
         ),
-        (f"profile {profile!r}", ProfileSettingsSource(settings_cls, values, profile)),
+        (profile_label(selection.name), ProfileSettingsSource(settings_cls, values, selection.name)),
     ]
