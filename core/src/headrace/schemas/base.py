@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from headrace.schemas.states import utcnow
 
-__all__ = ["MAX_PAGE_SIZE", "ActionModel", "Page", "PaginationFilter", "UtcDatetime", "WireModel", "utcnow"]
+__all__ = [
+    "MAX_INTEGER",
+    "MAX_PAGE_SIZE",
+    "ActionModel",
+    "Page",
+    "PaginationFilter",
+    "UtcDatetime",
+    "WireModel",
+    "utcnow",
+]
 
 MAX_PAGE_SIZE = 200
+MAX_INTEGER = 2**31 - 1
+"""The largest count a request may carry (offsets, limits, retries): what a PostgreSQL ``integer`` column
+holds. A larger value is a 422 rather than a database overflow (a 500)."""
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -30,15 +42,42 @@ class WireModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+def _refuse_unstorable_text(data: Any) -> None:
+    """Refuse text no database can store: NUL characters (PostgreSQL) and lone surrogates (not UTF-8)."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("text must not contain the NUL character (\\u0000)")
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValueError("text must be valid Unicode (it has a lone surrogate)") from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+
+
 class ActionModel(BaseModel):
-    """A request body: unknown fields are an error, so that a typo is never silently ignored."""
+    """A request body: unknown fields are an error, so that a typo is never silently ignored; text that no
+    database can store (NUL characters, lone surrogates) is refused with 422 rather than failing on insert."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        _refuse_unstorable_text(data)
+        return data
 
 
 class PaginationFilter(ActionModel):
     limit: int = Field(default=50, ge=1, le=MAX_PAGE_SIZE, description="Items per page.")
-    offset: int = Field(default=0, ge=0, description="Items to skip.")
+    offset: int = Field(default=0, ge=0, le=MAX_INTEGER, description="Items to skip.")
 
 
 T = TypeVar("T")

@@ -41,6 +41,6 @@ class LogFilter(PaginationFilter):
     flow_run_ids: list[UUID] = Field(default_factory=list)
     task_run_ids: list[UUID] = Field(default_factory=list)
     level_ge: int | None = Field(default=None, ge=0, le=100, description="Only lines at or above this level.")
-    timestamp_after: UtcDatetime | None = None
-    timestamp_before: UtcDatetime | None = None
+    timestamp_after: UtcDatetime | None = Field(default=None, description="Lines at or after this instant.")
+    timestamp_before: UtcDatetime | None = Field(default=None, description="Lines at or before this instant.")
     sort: LogSort = LogSort.TIMESTAMP_ASC

@@ -6,12 +6,15 @@ import enum
 from typing import Any
 from uuid import UUID, uuid4
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
-from headrace.schemas.base import ActionModel, PaginationFilter, UtcDatetime, WireModel
+from headrace.schemas.base import MAX_INTEGER, ActionModel, PaginationFilter, UtcDatetime, WireModel
 from headrace.schemas.states import State, StateType
 
 NAME_MAX = 200
+
+#: The most task-run records one ingest request may carry; a client splits larger batches.
+MAX_INGEST_RECORDS = 10_000
 
 
 class FlowCreate(ActionModel):
@@ -33,7 +36,11 @@ class FlowFilter(PaginationFilter):
 
 
 class FlowRunCreate(ActionModel):
-    """Create a flow run. Either ``flow_id`` or ``flow_name`` (the flow is created if it is new)."""
+    """Create a flow run of ``flow_id`` or of ``flow_name`` (exactly one; a new name creates the flow).
+
+    Idempotent twice over: creating again with the same ``id``, or with the same ``idempotency_key`` for
+    the same flow, returns the run created the first time (and changes nothing).
+    """
 
     id: UUID = Field(default_factory=uuid4, description="Client-generated id; creating twice is idempotent.")
     flow_id: UUID | None = None
@@ -47,9 +54,17 @@ class FlowRunCreate(ActionModel):
     concurrency_limits: list[str] = Field(
         default_factory=list, description="Names of concurrency limits whose slots the run needs to start."
     )
-    max_retries: int = Field(default=0, ge=0, description="Flow-level retries the server applies on failure.")
+    max_retries: int = Field(
+        default=0, ge=0, le=MAX_INTEGER, description="Flow-level retries the server applies on failure."
+    )
     retry_delay_seconds: float = Field(default=0.0, ge=0)
     retry_jitter_factor: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_flow(self) -> FlowRunCreate:
+        if (self.flow_id is None) == (self.flow_name is None):
+            raise ValueError("give exactly one of flow_id and flow_name")
+        return self
 
 
 class FlowRun(WireModel):
@@ -61,9 +76,12 @@ class FlowRun(WireModel):
     state: State | None
     run_count: int
     expected_start_time: UtcDatetime | None
+    next_scheduled_start_time: UtcDatetime | None = Field(
+        description="When a Scheduled run may be claimed (its Scheduled state's time); null otherwise."
+    )
     start_time: UtcDatetime | None
     end_time: UtcDatetime | None
-    total_run_time: float
+    total_run_time: float = Field(description="Seconds spent Running, over all tries.")
     idempotency_key: str | None
     parent_task_run_id: UUID | None
     concurrency_limits: list[str]
@@ -98,10 +116,17 @@ class FlowRunFilter(PaginationFilter):
 
 
 class SetStateRequest(ActionModel):
+    """Propose a state for a flow run. To rerun a finished run, propose Scheduled with ``state_details.rerun``.
+
+    ``state.id`` identifies the proposal: sending the same proposal again (a retry after a lost answer)
+    is answered with the state it produced, and nothing is written twice.
+    """
+
     state: State
-    force: bool = Field(default=False, description="Skip the orchestration rules (admin repair only).")
-    rerun: bool = Field(default=False, description="Propose a terminal run be run again.")
-    holder: str | None = Field(default=None, description="Who proposes (a worker), for claims and slots.")
+    force: bool = Field(
+        default=False,
+        description="Write the state without consulting the orchestration rules (repair; needs an admin key).",
+    )
 
 
 class OrchestrationStatus(str, enum.Enum):
@@ -137,6 +162,15 @@ class TaskRun(WireModel):
     updated: UtcDatetime
 
 
+class TaskRunSort(str, enum.Enum):
+    CREATED_ASC = "CREATED_ASC"
+    CREATED_DESC = "CREATED_DESC"
+    START_TIME_ASC = "START_TIME_ASC"
+    START_TIME_DESC = "START_TIME_DESC"
+    NAME_ASC = "NAME_ASC"
+    NAME_DESC = "NAME_DESC"
+
+
 class TaskRunFilter(PaginationFilter):
     ids: list[UUID] = Field(default_factory=list)
     flow_run_ids: list[UUID] = Field(default_factory=list)
@@ -144,7 +178,7 @@ class TaskRunFilter(PaginationFilter):
     task_keys: list[str] = Field(default_factory=list)
     tags_all: list[str] = Field(default_factory=list)
     name_like: str | None = None
-    sort: FlowRunSort = FlowRunSort.CREATED_ASC
+    sort: TaskRunSort = TaskRunSort.CREATED_ASC
 
 
 class TaskRunRecord(ActionModel):
@@ -160,12 +194,24 @@ class TaskRunRecord(ActionModel):
     dynamic_key: str = "0"
     cache_key: str | None = None
     tags: list[str] = Field(default_factory=list)
-    state: State
+    state: State = Field(description="The state the task run entered; its `id` is required (it keys the record).")
+
+    @field_validator("state", mode="before")
+    @classmethod
+    def _state_has_an_id(cls, value: Any) -> Any:
+        # A record without its id would get a new one on every delivery, and a replay would be stored twice.
+        if isinstance(value, dict) and value.get("id") is None:
+            raise ValueError("a task-run record's state needs its client-generated id (state.id)")
+        return value
 
 
 class IngestResult(WireModel):
-    """What an ingest request did, after its transaction committed."""
+    """What an ingest request did, after its transaction committed: ``received = inserted + duplicates + skipped``."""
 
-    received: int
-    inserted: int
-    duplicates: int
+    received: int = Field(description="Records in the request.")
+    inserted: int = Field(description="Records stored now.")
+    duplicates: int = Field(description="Records stored before (a replay), or repeated in the request: ignored.")
+    skipped: int = Field(
+        default=0,
+        description="Records about a run that no longer exists (deleted): acknowledged, and not stored.",
+    )

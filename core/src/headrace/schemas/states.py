@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class StateType(str, enum.Enum):
@@ -54,6 +54,13 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(value: datetime | None) -> datetime | None:
+    """Naive timestamps are taken as UTC; aware ones are converted, so comparisons never mix zones."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
 class StateDetails(BaseModel):
     """Facts about a state that the rules or the engine need; all optional."""
 
@@ -72,6 +79,11 @@ class StateDetails(BaseModel):
     # Set on a Scheduled proposal to run a finished (terminal) run again from the start; see docs/orchestration.md.
     rerun: bool = False
 
+    @field_validator("scheduled_time", "cache_expiration", "pause_timeout")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return as_utc(value)
+
 
 class State(BaseModel):
     """A state a run was in, from ``timestamp`` on. ``data`` holds a result reference, never a value."""
@@ -85,6 +97,11 @@ class State(BaseModel):
     message: str | None = None
     state_details: StateDetails = Field(default_factory=StateDetails)
     data: Any = None
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
     def model_post_init(self, __context: Any) -> None:
         if not self.name:

@@ -1,0 +1,54 @@
+"""Routes for logs: bulk ingest and filtered reads."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body
+
+from headrace.schemas.base import Page
+from headrace.schemas.logs import Log, LogCreate, LogFilter
+from headrace.schemas.runs import IngestResult
+from headrace.server.api.bodies import bounded_body_route
+from headrace.server.api.dependencies import DatabaseDep, Read, Write
+from headrace.server.operations import logs as operations
+from headrace.server.problems import PROBLEM_RESPONSES
+
+MAX_INGEST_BODY_BYTES = 32 * 1024 * 1024
+"""The largest ingest request body (the SDK ships batches of at most 4 MB by default)."""
+
+router = APIRouter(
+    prefix="/logs",
+    tags=["logs"],
+    responses=PROBLEM_RESPONSES,
+    route_class=bounded_body_route(MAX_INGEST_BODY_BYTES),
+)
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Store a batch of log lines, idempotently; answered after the commit.",
+    responses={413: PROBLEM_RESPONSES[422] | {"description": "Content Too Large"}},
+)
+async def ingest_logs(
+    database: DatabaseDep,
+    _: Write,
+    logs: Annotated[
+        list[LogCreate],
+        Body(
+            max_length=operations.MAX_LOGS_PER_REQUEST,
+            description=f"At most {operations.MAX_LOGS_PER_REQUEST:,} lines and "
+            f"{MAX_INGEST_BODY_BYTES // (1024 * 1024)} MiB per request. Lines whose id is already stored "
+            "are counted as duplicates and left as they are.",
+        ),
+    ],
+) -> IngestResult:
+    return await operations.ingest_logs(database, logs)
+
+
+@router.post("/filter", summary="Log lines by run, level and time, in pages.")
+async def filter_logs(
+    database: DatabaseDep, _: Read, log_filter: Annotated[LogFilter, Body(default_factory=LogFilter)]
+) -> Page[Log]:
+    return await operations.read_logs(database, log_filter)

@@ -1,0 +1,68 @@
+"""The FastAPI application factory.
+
+``create_app(settings)`` builds an app whose lifespan opens the database, migrates it (unless
+``HEADRACE_SERVER_MIGRATE_ON_START`` is off), starts the background services and, on shutdown, stops
+them and closes the database. Nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from headrace import __version__
+from headrace.server.api import api_router
+from headrace.server.api.dependencies import AuthState
+from headrace.server.db import Database
+from headrace.server.metrics import install_metrics
+from headrace.server.problems import install_problem_handlers
+from headrace.server.security.csrf import load_or_create_secret
+from headrace.server.security.middleware import SecurityMiddleware
+from headrace.settings import Settings, get_settings
+
+
+def create_app(
+    settings: Settings | None = None, *, database: Database | None = None, run_services: bool = True
+) -> FastAPI:
+    """Build the server app. Pass ``database`` to share one (tests); it is then not disposed here."""
+    settings = settings or get_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from headrace.server.db.migrate import migrate_on_start
+        from headrace.server.services import start_services, stop_services
+
+        owned = database is None
+        db = database or Database.from_settings(settings)
+        app.state.database = db
+        await migrate_on_start(db, settings)
+        tasks = start_services(db, settings) if run_services else []
+        try:
+            yield
+        finally:
+            await stop_services(tasks)
+            if owned:
+                await db.dispose()
+
+    app = FastAPI(
+        title="headrace",
+        version=__version__,
+        description="The headrace server API: flows, runs, logs, artifacts, variables and concurrency limits.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.auth = AuthState(required_by_setting=settings.server_auth_required)
+    # Read (or made) only when needed, so a server with a read-only HEADRACE_HOME starts without CSRF.
+    app.state.csrf_secret = load_or_create_secret(settings.home) if settings.server_csrf_protection_enabled else None
+    install_problem_handlers(app)
+    app.include_router(api_router())
+    # Authentication and CSRF run before routing (see headrace.server.security.middleware).
+    app.add_middleware(SecurityMiddleware, csrf_protection=settings.server_csrf_protection_enabled)
+    if settings.server_metrics_enabled:
+        install_metrics(app)  # added last, so its middleware is outermost and counts refused requests too
+    return app

@@ -1,0 +1,564 @@
+"""Flow runs: create, read, filter, delete, and ``set_state`` through the orchestration rules.
+
+Every state a flow run enters goes through :func:`~headrace.server.orchestration.orchestrate` with
+:data:`~headrace.server.orchestration.FLOW_RUN_POLICY`, inside one write transaction that
+
+1. locks the run row (PostgreSQL: ``SELECT ... FOR NO KEY UPDATE``, so that of two concurrent claimers
+   the second waits and then sees the first one's Pending; SQLite's single write path already runs one
+   transaction at a time),
+2. locks the run's concurrency-limit rows (by name, in name order) and loads the unexpired slots taken
+   against them into an :class:`~headrace.server.orchestration.InMemoryConcurrencySlots`,
+3. decides, and when the decision writes a state: inserts the state row, copies the decision's run
+   facts onto the run, and writes back the slots the run took (one lease, ``SLOT_LEASE`` long, renewed
+   by every later transition that keeps them) or gave back.
+
+The state written is stamped with the server's clock (``timestamp``), so a run's history and its
+computed times (run time, end time) never depend on a client's clock. A written state keeps the id of
+the proposal it came from, which makes a proposal idempotent: sending it again (a retry after a lost
+answer) finds its row and is answered with it, writing nothing.
+
+``force`` writes the proposal without the rules (an operator's repair); the run facts are still
+computed, and slots are taken (even beyond the limit) or given back so that they match the new state.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from headrace.retries import RetryPolicy
+from headrace.schemas.base import Page, utcnow
+from headrace.schemas.runs import (
+    FlowRun,
+    FlowRunCreate,
+    FlowRunFilter,
+    FlowRunSort,
+    OrchestrationResult,
+    OrchestrationStatus,
+    SetStateRequest,
+)
+from headrace.schemas.states import State, StateDetails, StateType
+from headrace.server.db import Database, models
+from headrace.server.db.types import json_contains_all
+from headrace.server.operations.flows import ensure_flow, release_slots_of_runs
+from headrace.server.operations.pages import fetch_page
+from headrace.server.operations.states import state_from_row, state_row_values
+from headrace.server.orchestration import (
+    FLOW_RUN_POLICY,
+    Decision,
+    DecisionStatus,
+    InMemoryConcurrencySlots,
+    RunFacts,
+    TransitionContext,
+    holds_concurrency_slot,
+    next_run_facts,
+    orchestrate,
+)
+from headrace.server.problems import Problem
+
+__all__ = [
+    "SLOT_LEASE",
+    "create_flow_run",
+    "delete_flow_run",
+    "filter_flow_runs",
+    "flow_run_not_found",
+    "read_flow_run",
+    "read_flow_run_states",
+    "set_flow_run_state",
+]
+
+SLOT_LEASE = timedelta(hours=24)
+"""How long the concurrency slots a flow run takes are leased for. Every transition that keeps them
+renews the lease; crash detection (heartbeats) is what frees the slots of a run whose process died."""
+
+
+def flow_run_not_found(flow_run_id: UUID) -> Problem:
+    return Problem(404, f"flow run {flow_run_id} not found", kind="not-found")
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def flow_run_from_row(row: models.FlowRun) -> FlowRun:
+    return FlowRun(
+        id=row.id,
+        flow_id=row.flow_id,
+        name=row.name,
+        parameters=row.parameters or {},
+        tags=list(row.tags or []),
+        state=state_from_row(row.state) if row.state is not None else None,
+        run_count=row.run_count,
+        expected_start_time=row.expected_start_time,
+        next_scheduled_start_time=row.next_scheduled_start_time,
+        start_time=row.start_time,
+        end_time=row.end_time,
+        total_run_time=row.total_run_time,
+        idempotency_key=row.idempotency_key,
+        parent_task_run_id=row.parent_task_run_id,
+        concurrency_limits=list(row.concurrency_limits or []),
+        max_retries=row.max_retries,
+        retry_delay_seconds=row.retry_delay_seconds,
+        retry_jitter_factor=row.retry_jitter_factor,
+        created=row.created,
+        updated=row.updated,
+    )
+
+
+async def read_flow_run(database: Database, flow_run_id: UUID) -> FlowRun:
+    async with database.read() as session:
+        row = await session.get(models.FlowRun, flow_run_id)
+        if row is None:
+            raise flow_run_not_found(flow_run_id)
+        return flow_run_from_row(row)
+
+
+async def read_flow_run_states(database: Database, flow_run_id: UUID) -> list[State]:
+    """The run's state history, oldest first; 404 if there is no such run."""
+    async with database.read() as session:
+        found = await session.scalar(sa.select(models.FlowRun.id).where(models.FlowRun.id == flow_run_id))
+        if found is None:
+            raise flow_run_not_found(flow_run_id)
+        rows = await session.scalars(
+            sa.select(models.FlowRunState)
+            .where(models.FlowRunState.flow_run_id == flow_run_id)
+            .order_by(models.FlowRunState.timestamp, models.FlowRunState.id)
+        )
+        return [state_from_row(row) for row in rows]
+
+
+_SORTS: dict[FlowRunSort, list[Any]] = {
+    FlowRunSort.CREATED_DESC: [models.FlowRun.created.desc(), models.FlowRun.id.desc()],
+    FlowRunSort.CREATED_ASC: [models.FlowRun.created.asc(), models.FlowRun.id.asc()],
+    FlowRunSort.EXPECTED_START_TIME_DESC: [
+        models.FlowRun.expected_start_time.desc().nulls_last(),
+        models.FlowRun.id.desc(),
+    ],
+    FlowRunSort.EXPECTED_START_TIME_ASC: [
+        models.FlowRun.expected_start_time.asc().nulls_last(),
+        models.FlowRun.id.asc(),
+    ],
+    FlowRunSort.NAME_ASC: [models.FlowRun.name.asc(), models.FlowRun.id.asc()],
+    FlowRunSort.NAME_DESC: [models.FlowRun.name.desc(), models.FlowRun.id.desc()],
+}
+
+
+def _filtered(query: FlowRunFilter) -> sa.Select[Any]:
+    run = models.FlowRun
+    statement = sa.select(run)
+    if query.ids:
+        statement = statement.where(run.id.in_(query.ids))
+    if query.flow_ids:
+        statement = statement.where(run.flow_id.in_(query.flow_ids))
+    if query.flow_names:
+        statement = statement.where(
+            run.flow_id.in_(sa.select(models.Flow.id).where(models.Flow.name.in_(query.flow_names)))
+        )
+    if query.state_types:
+        statement = statement.where(run.state_type.in_(query.state_types))
+    if query.state_names:
+        statement = statement.where(run.state_name.in_(query.state_names))
+    if query.tags_all:
+        statement = statement.where(json_contains_all(run.tags.expression, query.tags_all))
+    if query.name_like:
+        statement = statement.where(run.name.icontains(query.name_like, autoescape=True))
+    if query.parent_task_run_ids:
+        statement = statement.where(run.parent_task_run_id.in_(query.parent_task_run_ids))
+    if query.expected_start_time_after is not None:
+        statement = statement.where(run.expected_start_time >= query.expected_start_time_after)
+    if query.expected_start_time_before is not None:
+        statement = statement.where(run.expected_start_time <= query.expected_start_time_before)
+    return statement
+
+
+async def filter_flow_runs(database: Database, query: FlowRunFilter) -> Page[FlowRun]:
+    """One page of the runs matching ``query``, in its sort order (ties broken by id, so pages are stable)."""
+    async with database.read() as session:
+        rows, total = await fetch_page(
+            session, _filtered(query), _SORTS[query.sort], limit=query.limit, offset=query.offset
+        )
+        return Page[FlowRun](
+            items=[flow_run_from_row(row) for row in rows], total=total, limit=query.limit, offset=query.offset
+        )
+
+
+# ------------------------------------------------------------------------------ concurrency slots
+
+
+@dataclass
+class _Slots:
+    """The run's concurrency limits, locked, as the rules see them, and how to write changes back."""
+
+    holder: str
+    limit_ids: dict[str, UUID]
+    view: InMemoryConcurrencySlots
+    held_before: set[str] = field(default_factory=set)
+
+    def holds(self, name: str) -> bool:
+        return self.holder in self.view.holders.get(name, set())
+
+    def force(self, names: tuple[str, ...], new: State, current: State | None) -> None:
+        """Make the slots match a forced state: take them (ignoring the limit) or give them back."""
+        if holds_concurrency_slot(new) and not holds_concurrency_slot(current):
+            for name in names:
+                if name in self.limit_ids:
+                    self.view.holders.setdefault(name, set()).add(self.holder)
+        elif holds_concurrency_slot(current) and not holds_concurrency_slot(new):
+            self.view.release(names, self.holder)
+
+    async def write_back(self, session: AsyncSession, now: datetime) -> None:
+        slot = models.ConcurrencySlot
+        taken = [name for name in self.limit_ids if self.holds(name) and name not in self.held_before]
+        kept = [self.limit_ids[name] for name in self.limit_ids if self.holds(name) and name in self.held_before]
+        given_back = [self.limit_ids[name] for name in self.limit_ids if not self.holds(name)]
+        expires = now + SLOT_LEASE
+        if given_back:
+            await session.execute(
+                sa.delete(slot).where(slot.holder == self.holder, slot.limit_id.in_(given_back)),
+                execution_options={"synchronize_session": False},
+            )
+        if kept:
+            await session.execute(
+                sa.update(slot).where(slot.holder == self.holder, slot.limit_id.in_(kept)).values(expires_at=expires),
+                execution_options={"synchronize_session": False},
+            )
+        if taken:
+            lease_id = uuid.uuid4()
+            session.add_all(
+                slot(
+                    limit_id=self.limit_ids[name],
+                    lease_id=lease_id,
+                    holder=self.holder,
+                    expires_at=expires,
+                    created=now,
+                )
+                for name in taken
+            )
+
+
+async def _lock_slots(session: AsyncSession, names: tuple[str, ...], holder: str, now: datetime) -> _Slots | None:
+    """Lock the named limits' rows and load their unexpired slots; ``None`` when the run names no limit."""
+    if not names:
+        return None
+    limits = (
+        await session.execute(
+            sa.select(
+                models.ConcurrencyLimit.id,
+                models.ConcurrencyLimit.name,
+                models.ConcurrencyLimit.limit,
+                models.ConcurrencyLimit.active,
+            )
+            .where(models.ConcurrencyLimit.name.in_(names))
+            .order_by(models.ConcurrencyLimit.name)
+            .with_for_update()
+        )
+    ).all()
+    limit_ids = {row.name: row.id for row in limits}
+    names_by_id = {row.id: row.name for row in limits}
+    holders: dict[str, set[str]] = {name: set() for name in limit_ids}
+    held_before: set[str] = set()
+    if limit_ids:
+        slots = await session.execute(
+            sa.select(models.ConcurrencySlot.id, models.ConcurrencySlot.limit_id, models.ConcurrencySlot.holder).where(
+                models.ConcurrencySlot.limit_id.in_(list(names_by_id)), models.ConcurrencySlot.expires_at > now
+            )
+        )
+        for slot_id, limit_id, slot_holder in slots:
+            name = names_by_id[limit_id]
+            if slot_holder == holder:
+                holders[name].add(holder)
+                held_before.add(name)
+            else:
+                # Every other slot counts on its own, even when one holder took several.
+                holders[name].add(f"{slot_holder}\x00{slot_id}")
+    # An inactive limit records slots but refuses none (as the concurrency-limits API does).
+    view = InMemoryConcurrencySlots({row.name: row.limit if row.active else sys.maxsize for row in limits}, holders)
+    return _Slots(holder=holder, limit_ids=limit_ids, view=view, held_before=held_before)
+
+
+# ---------------------------------------------------------------------------------------- writing
+
+
+def _run_facts(row: models.FlowRun) -> RunFacts:
+    return RunFacts(
+        run_count=row.run_count,
+        start_time=row.start_time,
+        end_time=row.end_time,
+        total_run_time=row.total_run_time,
+        next_scheduled_start_time=row.next_scheduled_start_time,
+        pause_keys=frozenset(row.pause_keys or ()),
+    )
+
+
+def _retry_policy(max_retries: int, delay: float, jitter: float | None) -> RetryPolicy:
+    return RetryPolicy(retries=max_retries, retry_delay_seconds=delay, retry_jitter_factor=jitter)
+
+
+def _for_run(state: State, flow_run_id: UUID) -> State:
+    if state.state_details.flow_run_id == flow_run_id:
+        return state
+    return state.model_copy(
+        update={"state_details": state.state_details.model_copy(update={"flow_run_id": flow_run_id})}
+    )
+
+
+def _written_state(decision: Decision, ctx: TransitionContext, now: datetime) -> State:
+    """The state a persisting decision writes: stamped with the server clock; an accepted proposal keeps its id."""
+    assert decision.state is not None
+    update: dict[str, Any] = {"timestamp": now}
+    if decision.status is DecisionStatus.ACCEPT and ctx.initial_proposed is not None:
+        update["id"] = ctx.initial_proposed.id
+    return decision.state.model_copy(update=update)
+
+
+def _forced(ctx: TransitionContext) -> Decision:
+    state = ctx.proposed
+    if state.type is StateType.SCHEDULED and state.state_details.scheduled_time is None:
+        state = state.model_copy(
+            update={"state_details": state.state_details.model_copy(update={"scheduled_time": ctx.now})}
+        )
+    return Decision(
+        DecisionStatus.ACCEPT,
+        state,
+        reason="Forced: the orchestration rules were not consulted.",
+        persist=True,
+        run=next_run_facts(ctx.current, state, ctx.run, ctx.now),
+    )
+
+
+def _result(decision: Decision, state: State | None) -> OrchestrationResult:
+    return OrchestrationResult(
+        status=OrchestrationStatus(decision.status.value),
+        state=state,
+        reason=decision.reason,
+        retry_after=decision.retry_after,
+        rule=decision.rule,
+    )
+
+
+def _run_values(state: State, facts: RunFacts) -> dict[str, Any]:
+    """The run columns a written state sets."""
+    return {
+        "state_id": state.id,
+        "state_type": state.type,
+        "state_name": state.name,
+        "state_timestamp": state.timestamp,
+        "run_count": facts.run_count,
+        "start_time": facts.start_time,
+        "end_time": facts.end_time,
+        "total_run_time": facts.total_run_time,
+        "next_scheduled_start_time": facts.next_scheduled_start_time,
+        "pause_keys": sorted(facts.pause_keys),
+    }
+
+
+async def _insert_state(session: AsyncSession, flow_run_id: UUID, state: State) -> None:
+    await session.execute(sa.insert(models.FlowRunState).values(flow_run_id=flow_run_id, **state_row_values(state)))
+
+
+_ADJECTIVES = (
+    "amber", "ancient", "bold", "brave", "bright", "calm", "clever", "cosmic", "crimson", "curious", "daring",
+    "dapper", "eager", "electric", "emerald", "fancy", "fearless", "gentle", "gilded", "golden", "grand",
+    "happy", "hidden", "honest", "humble", "icy", "jolly", "keen", "lively", "lucky", "mellow", "misty",
+    "nimble", "noble", "olive", "patient", "placid", "proud", "quick", "quiet", "rapid", "rustic", "scarlet",
+    "serene", "silver", "steady", "swift", "tidy", "vivid", "witty",
+)  # fmt: skip
+_ANIMALS = (
+    "albatross", "badger", "beaver", "bison", "cheetah", "condor", "coyote", "crane", "dolphin", "eagle",
+    "falcon", "ferret", "finch", "fox", "gazelle", "gecko", "heron", "ibex", "jackal", "jaguar", "kestrel",
+    "koala", "lemur", "lynx", "marmot", "mink", "moose", "narwhal", "ocelot", "otter", "owl", "panda",
+    "panther", "pelican", "puffin", "quail", "raven", "salmon", "seal", "sparrow", "stoat", "swan", "tapir",
+    "tiger", "toucan", "trout", "viper", "walrus", "weasel", "wolf",
+)  # fmt: skip
+
+
+def generated_name(flow_run_id: UUID) -> str:
+    """A readable run name derived from the run's id (so a replayed create names the run the same)."""
+    value = flow_run_id.int
+    return f"{_ADJECTIVES[value % len(_ADJECTIVES)]}-{_ANIMALS[(value >> 16) % len(_ANIMALS)]}"
+
+
+async def _existing_run(session: AsyncSession, data: FlowRunCreate, flow_id: UUID | None) -> models.FlowRun | None:
+    row = await session.get(models.FlowRun, data.id)
+    if row is not None or flow_id is None or data.idempotency_key is None:
+        return row
+    return await session.scalar(
+        sa.select(models.FlowRun).where(
+            models.FlowRun.flow_id == flow_id, models.FlowRun.idempotency_key == data.idempotency_key
+        )
+    )
+
+
+async def create_flow_run(database: Database, data: FlowRunCreate) -> tuple[FlowRun, bool]:
+    """Create a flow run, and say whether it was created now (``False``: it existed, and is returned as is).
+
+    The initial state (Scheduled now, unless given) passes through the orchestration rules like any
+    other, so a run created Pending or Running takes its concurrency slots, and a run created with no
+    free slot starts out as AwaitingConcurrencySlot. A refused initial state is a 422 problem.
+    """
+    async with database.write() as session:
+        existing = await _existing_run(session, data, None)
+        if existing is not None:
+            return flow_run_from_row(existing), False
+        if data.flow_id is not None:
+            flow_id = data.flow_id
+            if await session.get(models.Flow, flow_id) is None:
+                raise Problem(422, f"flow {flow_id} does not exist; create it first", kind="unknown-flow")
+        else:
+            assert data.flow_name is not None  # the schema requires one of the two
+            flow_id, _ = await ensure_flow(database, session, data.flow_name)
+        existing = await _existing_run(session, data, flow_id)
+        if existing is not None:
+            return flow_run_from_row(existing), False
+
+        now = utcnow()
+        names = tuple(dict.fromkeys(data.concurrency_limits))
+        holder = str(data.id)
+        proposed = _for_run(data.state or State(type=StateType.SCHEDULED, state_details=StateDetails()), data.id)
+        slots = await _lock_slots(session, names, holder, now)
+        ctx = TransitionContext(
+            current=None,
+            proposed=proposed,
+            now=now,
+            retry_policy=_retry_policy(data.max_retries, data.retry_delay_seconds, data.retry_jitter_factor),
+            concurrency_limit_names=names,
+            concurrency_slots=slots.view if slots is not None else None,
+            holder=holder,
+        )
+        decision = orchestrate(ctx, FLOW_RUN_POLICY)
+        if not decision.persist or decision.run is None:
+            raise Problem(
+                422,
+                f"the initial state {proposed.name} was refused: {decision.reason}",
+                kind="state-rejected",
+                rule=decision.rule,
+            )
+        state = _written_state(decision, ctx, now)
+        expected = state.state_details.scheduled_time if state.type is StateType.SCHEDULED else now
+        values = {
+            "id": data.id,
+            "flow_id": flow_id,
+            "name": data.name or generated_name(data.id),
+            "parameters": data.parameters,
+            "tags": data.tags,
+            "idempotency_key": data.idempotency_key,
+            "parent_task_run_id": data.parent_task_run_id,
+            "concurrency_limits": list(names),
+            "max_retries": data.max_retries,
+            "retry_delay_seconds": data.retry_delay_seconds,
+            "retry_jitter_factor": data.retry_jitter_factor,
+            "expected_start_time": expected,
+            "created": now,
+            "updated": now,
+            **_run_values(state, decision.run),
+        }
+        table = models.FlowRun.__table__
+        inserted = (
+            await session.execute(
+                database.insert(table).values(**values).on_conflict_do_nothing().returning(table.c.id)
+            )
+        ).scalar_one_or_none()
+        if inserted is None:
+            # PostgreSQL: a concurrent request created the same run (same id or idempotency key) and committed.
+            existing = await _existing_run(session, data, flow_id)
+            assert existing is not None, "a flow run insert conflicted but the run is not found"
+            return flow_run_from_row(existing), False
+        await _insert_state(session, data.id, state)
+        if slots is not None:
+            await slots.write_back(session, now)
+        row = await session.get(models.FlowRun, data.id)
+        assert row is not None
+        return flow_run_from_row(row), True
+
+
+async def set_flow_run_state(
+    database: Database, flow_run_id: UUID, request: SetStateRequest
+) -> tuple[OrchestrationResult, bool]:
+    """Propose ``request.state`` for the run; the answer, and whether a state was written.
+
+    See the module docstring for the transaction. 404 if there is no such run; 409 if the proposal's
+    ``state.id`` is the id of another run's state.
+    """
+    async with database.write() as session:
+        run = await session.scalar(
+            sa.select(models.FlowRun).where(models.FlowRun.id == flow_run_id).with_for_update(key_share=True)
+        )
+        if run is None:
+            raise flow_run_not_found(flow_run_id)
+        current = state_from_row(run.state) if run.state is not None else None
+        proposed = _for_run(request.state, run.id)
+
+        replayed = await _replayed(session, run, proposed)
+        if replayed is not None:
+            return replayed, False
+
+        now = utcnow()
+        names = tuple(run.concurrency_limits or ())
+        holder = str(run.id)
+        slots = await _lock_slots(session, names, holder, now)
+        ctx = TransitionContext(
+            current=current,
+            proposed=proposed,
+            now=now,
+            run=_run_facts(run),
+            retry_policy=_retry_policy(run.max_retries, run.retry_delay_seconds, run.retry_jitter_factor),
+            concurrency_limit_names=names,
+            concurrency_slots=slots.view if slots is not None else None,
+            holder=holder,
+        )
+        if request.force:
+            decision = _forced(ctx)
+            if slots is not None:
+                slots.force(names, proposed, current)
+        else:
+            decision = orchestrate(ctx, FLOW_RUN_POLICY)
+        if not decision.persist or decision.run is None:
+            return _result(decision, decision.state), False
+
+        state = _written_state(decision, ctx, now)
+        await _insert_state(session, run.id, state)
+        values = _run_values(state, decision.run)
+        if state.type is StateType.SCHEDULED and decision.run.start_time is None:
+            values["expected_start_time"] = state.state_details.scheduled_time
+        for name, value in values.items():
+            setattr(run, name, value)
+        if slots is not None:
+            await slots.write_back(session, now)
+        return _result(decision, state), True
+
+
+async def _replayed(session: AsyncSession, run: models.FlowRun, proposed: State) -> OrchestrationResult | None:
+    """The answer to a proposal that was already applied (its state row exists), else ``None``."""
+    if run.state is not None and run.state.id == proposed.id:
+        row: models.FlowRunState | None = run.state
+    else:
+        row = await session.get(models.FlowRunState, proposed.id)
+    if row is None:
+        return None
+    if row.flow_run_id != run.id:
+        raise Problem(
+            409, f"state {proposed.id} belongs to another flow run; propose a state with a new id", kind="conflict"
+        )
+    return OrchestrationResult(
+        status=OrchestrationStatus.ACCEPT,
+        state=state_from_row(row),
+        reason=f"State {proposed.id} was already applied.",
+    )
+
+
+async def delete_flow_run(database: Database, flow_run_id: UUID) -> None:
+    """Delete the run with its task runs and histories, and give back the concurrency slots it held."""
+    async with database.write() as session:
+        found = await session.scalar(
+            sa.select(models.FlowRun.id).where(models.FlowRun.id == flow_run_id).with_for_update()
+        )
+        if found is None:
+            raise flow_run_not_found(flow_run_id)
+        await release_slots_of_runs(session, [flow_run_id])
+        await session.execute(sa.delete(models.FlowRun).where(models.FlowRun.id == flow_run_id))

@@ -1,0 +1,56 @@
+"""Run the server in the foreground: what ``headrace server start`` does.
+
+uvicorn serves the app and already turns SIGINT and SIGTERM into a graceful shutdown: it stops
+accepting connections, lets requests in flight finish, runs the lifespan's shutdown (services stopped,
+database closed) and exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+
+import uvicorn
+from uvicorn.config import Config
+
+from headrace.server.app import create_app
+from headrace.settings import Settings
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """A uvicorn server that says where it listens once the socket is bound and the app is ready."""
+
+    def __init__(self, config: Config, announce: Callable[[str], None]) -> None:
+        super().__init__(config)
+        self._announce = announce
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self.servers:
+            host, port = self.servers[0].sockets[0].getsockname()[:2]
+            base = f"http://{_display_host(host)}:{port}"
+            self._announce(f"headrace server is ready\n  API:  {base}/api\n  docs: {base}/docs")
+
+
+def _display_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def serve(settings: Settings, *, host: str, port: int, announce: Callable[[str], None] = print) -> None:
+    """Serve until SIGINT or SIGTERM. Raises ``SystemExit`` if the port cannot be bound."""
+    level = settings.server_logging_level.lower()
+    logging.getLogger("headrace").setLevel(settings.server_logging_level)
+    config = Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=level,
+        access_log=settings.server_logging_level == "DEBUG",
+        lifespan="on",
+        timeout_graceful_shutdown=30,
+    )
+    server = _AnnouncingServer(config, announce)
+    server.run()
+    if not server.started:
+        raise SystemExit(1)
