@@ -117,22 +117,22 @@ def list_keys(as_json: Annotated[bool, typer.Option("--json", help="Print JSON i
     if not keys:
         console.print("no API keys: the server accepts requests without one (unless HEADRACE_SERVER_AUTH_REQUIRED)")
         return
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(title="API keys", title_justify="left")
-    for column in ("name", "scope", "status", "created", "last used", "id"):
-        table.add_column(column)
-    for key in keys:
-        table.add_row(
-            escape(key.name),
+    rows = [("NAME", "SCOPE", "STATUS", "CREATED", "LAST USED", "ID")]
+    rows += [
+        (
+            key.name,
             key.scope.value,
-            "[red]revoked[/]" if key.revoked else "[green]active[/]",
-            f"{key.created:%Y-%m-%d %H:%M:%S}",
+            "revoked" if key.revoked else "active",
+            f"{key.created:%Y-%m-%d %H:%M}",
             f"{key.last_used:%Y-%m-%d %H:%M}" if key.last_used else "never",
             str(key.id),
         )
-    console.print(table)
+        for key in keys
+    ]
+    # Plain columns, never truncated (a table squeezed to the terminal would cut the ids).
+    widths = [max(len(row[index]) for row in rows) for index in range(len(rows[0]) - 1)]
+    for row in rows:
+        typer.echo("  ".join([*(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)), row[-1]]))
 
 
 @app.command("revoke")

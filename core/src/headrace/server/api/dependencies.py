@@ -7,13 +7,14 @@ a wrong key and with keys of lower scopes, so a route that forgets its scope is 
 change something use :data:`Write` (or :data:`Admin`) whatever their method; a ``POST`` that only
 reads (a filter or count with a body) may use :data:`Read` if its path ends in ``/filter`` or ``/count``.
 
-Authentication runs twice over, on purpose:
+Authentication and authorization run twice over, on purpose:
 
 - :class:`~headrace.server.security.middleware.SecurityMiddleware` authenticates every ``/api``
-  request before routing, so that a request without a valid key gets 401 before FastAPI reads its
-  body (FastAPI answers a malformed JSON body with 422 before it solves any dependency);
-- the guards then check the scope (403) and authenticate requests the middleware did not see
-  (``/metrics``, or an app built without the middleware).
+  request and checks the scope its route declares before routing, so that a request without a valid
+  key gets 401, and one with too low a scope 403, before FastAPI reads its body (FastAPI answers a
+  malformed JSON body with 422 before it solves any dependency);
+- the guards check again (they are the declaration the middleware reads), and authenticate the
+  requests the middleware does not see (``/metrics``, or an app built without the middleware).
 
 Auth is on when ``HEADRACE_SERVER_AUTH_REQUIRED`` is set or when any API key row exists, revoked or
 not: revoking keys never opens the server again (the CLI can always create a new admin key).
