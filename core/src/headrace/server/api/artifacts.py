@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Path, Query, Response
 
 from headrace.schemas.artifacts import Artifact, ArtifactCreate, ArtifactFilter
 from headrace.schemas.base import MAX_INTEGER, MAX_PAGE_SIZE, Page
-from headrace.server.api.bodies import bounded_body_route
+from headrace.server.api.bodies import TOO_LARGE_RESPONSE, bounded_body_route
 from headrace.server.api.dependencies import DatabaseDep, Read, Write
 from headrace.server.operations import artifacts as operations
 from headrace.server.problems import PROBLEM_RESPONSES
@@ -20,7 +20,7 @@ MAX_ARTIFACT_BODY_BYTES = 8 * 1024 * 1024
 router = APIRouter(
     prefix="/artifacts",
     tags=["artifacts"],
-    responses=PROBLEM_RESPONSES,
+    responses={**PROBLEM_RESPONSES, **TOO_LARGE_RESPONSE},
     route_class=bounded_body_route(MAX_ARTIFACT_BODY_BYTES),
 )
 

@@ -16,9 +16,14 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.types import Message
 
-from headrace.server.problems import problem_response
+from headrace.server.problems import PROBLEM_RESPONSES, problem_response
 
-__all__ = ["bounded_body_route"]
+__all__ = ["TOO_LARGE_RESPONSE", "bounded_body_route"]
+
+TOO_LARGE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    413: {**PROBLEM_RESPONSES[422], "description": "The request body is larger than this endpoint takes."}
+}
+"""Add to the ``responses`` of a router using :func:`bounded_body_route`, so its OpenAPI document says so."""
 
 
 def _too_large(limit: int) -> str:

@@ -17,7 +17,7 @@ from headrace.schemas.concurrency import (
     SlotLease,
     SlotRenew,
 )
-from headrace.server.api.bodies import bounded_body_route
+from headrace.server.api.bodies import TOO_LARGE_RESPONSE, bounded_body_route
 from headrace.server.api.dependencies import DatabaseDep, Read, Write
 from headrace.server.operations import concurrency as operations
 from headrace.server.problems import PROBLEM_RESPONSES
@@ -27,7 +27,7 @@ MAX_CONCURRENCY_BODY_BYTES = 64 * 1024
 router = APIRouter(
     prefix="/concurrency-limits",
     tags=["concurrency limits"],
-    responses=PROBLEM_RESPONSES,
+    responses={**PROBLEM_RESPONSES, **TOO_LARGE_RESPONSE},
     route_class=bounded_body_route(MAX_CONCURRENCY_BODY_BYTES),
 )
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body
 from headrace.schemas.base import Page
 from headrace.schemas.logs import Log, LogCreate, LogFilter
 from headrace.schemas.runs import IngestResult
-from headrace.server.api.bodies import bounded_body_route
+from headrace.server.api.bodies import TOO_LARGE_RESPONSE, bounded_body_route
 from headrace.server.api.dependencies import DatabaseDep, Read, Write
 from headrace.server.operations import logs as operations
 from headrace.server.problems import PROBLEM_RESPONSES
@@ -20,7 +20,7 @@ MAX_INGEST_BODY_BYTES = 32 * 1024 * 1024
 router = APIRouter(
     prefix="/logs",
     tags=["logs"],
-    responses=PROBLEM_RESPONSES,
+    responses={**PROBLEM_RESPONSES, **TOO_LARGE_RESPONSE},
     route_class=bounded_body_route(MAX_INGEST_BODY_BYTES),
 )
 
@@ -29,7 +29,6 @@ router = APIRouter(
     "",
     status_code=201,
     summary="Store a batch of log lines, idempotently; answered after the commit.",
-    responses={413: PROBLEM_RESPONSES[422] | {"description": "Content Too Large"}},
 )
 async def ingest_logs(
     database: DatabaseDep,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Path, Response
 
 from headrace.schemas.artifacts import Variable, VariableCreate, VariableFilter, VariableUpdate
 from headrace.schemas.base import Page
-from headrace.server.api.bodies import bounded_body_route
+from headrace.server.api.bodies import TOO_LARGE_RESPONSE, bounded_body_route
 from headrace.server.api.dependencies import DatabaseDep, Read, Write
 from headrace.server.operations import variables as operations
 from headrace.server.problems import PROBLEM_RESPONSES
@@ -19,7 +19,7 @@ MAX_VARIABLE_BODY_BYTES = 256 * 1024
 router = APIRouter(
     prefix="/variables",
     tags=["variables"],
-    responses=PROBLEM_RESPONSES,
+    responses={**PROBLEM_RESPONSES, **TOO_LARGE_RESPONSE},
     route_class=bounded_body_route(MAX_VARIABLE_BODY_BYTES),
 )
 
