@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-import weakref
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -149,16 +149,21 @@ async def _migration_connection(database: Database) -> AsyncIterator[AsyncConnec
 
 
 # Alembic keeps the running migration context in a module global, so two migrations must never interleave
-# in one process, whatever the databases: one lock per event loop serializes them.
-_process_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+# in one process, whatever the databases and whatever the event loops (a test process, or an embedded SDK
+# beside a server thread, has several): one process-wide lock serializes them. It is taken before the
+# database's write lock, never after, so two migrations cannot wait for each other.
+_alembic_lock = threading.Lock()
 
 
-def _process_lock() -> asyncio.Lock:
-    loop = asyncio.get_running_loop()
-    lock = _process_locks.get(loop)
-    if lock is None:
-        lock = _process_locks[loop] = asyncio.Lock()
-    return lock
+@asynccontextmanager
+async def _process_lock() -> AsyncIterator[None]:
+    # Polled rather than awaited in a worker thread: a cancelled wait must never acquire the lock later.
+    while not _alembic_lock.acquire(blocking=False):
+        await asyncio.sleep(0.01)
+    try:
+        yield
+    finally:
+        _alembic_lock.release()
 
 
 async def _run(database: Database, action: Callable[[Config], None]) -> str | None:
