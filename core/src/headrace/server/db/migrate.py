@@ -158,7 +158,7 @@ _alembic_lock = threading.Lock()
 @asynccontextmanager
 async def _process_lock() -> AsyncIterator[None]:
     # Polled rather than awaited in a worker thread: a cancelled wait must never acquire the lock later.
-    while not _alembic_lock.acquire(blocking=False):
+    while not _alembic_lock.acquire(blocking=False):  # noqa: ASYNC110 - other loops, other threads hold it
         await asyncio.sleep(0.01)
     try:
         yield
