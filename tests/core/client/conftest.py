@@ -106,7 +106,7 @@ class FakeApi:
 
     Reply = Reply
 
-    def __init__(self) -> None:
+    def __init__(self, tls: tuple[Path, Path] | None = None) -> None:
         self.requests: list[Seen] = []
         self._scripts: dict[tuple[str, str], collections.deque[Reply]] = collections.defaultdict(collections.deque)
         self._routes: dict[tuple[str, str], Responder] = {}
@@ -147,13 +147,21 @@ class FakeApi:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:  # (certificate chain, key): serve HTTPS
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api"
+        return f"{self.scheme}://127.0.0.1:{self.port}/api"
 
     def script(self, method: str, path: str, *replies: Reply) -> None:
         self._scripts[(method, path)].extend(replies)

@@ -478,3 +478,85 @@ def test_http2_setting_reaches_the_transport(live_server: Any, make_settings: An
     plain = http_client(make_settings(api_url=live_server.api_url))
     assert plain._client()._transport._pool._http2 is False  # type: ignore[attr-defined]
     run(plain.aclose())
+
+
+# ------------------------------------------------------------------------------------------- TLS
+
+
+@pytest.fixture
+def certificates(tmp_path: Any) -> tuple[Any, Any, Any]:
+    """A throwaway CA and a server certificate for 127.0.0.1 signed by it, made with the openssl CLI."""
+    import shutil
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is not installed")
+    ca_key, ca, key, csr, cert = (tmp_path / name for name in ("ca.key", "ca.pem", "s.key", "s.csr", "s.pem"))
+    extensions = tmp_path / "ext.cnf"
+    extensions.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    commands = [
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2",
+         "-subj", "/CN=headrace test CA"],
+        [openssl, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+        [openssl, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert,
+         "-days", "2", "-extfile", extensions],
+    ]  # fmt: skip
+    import subprocess
+
+    for command in commands:
+        subprocess.run([str(part) for part in command], check=True, capture_output=True, timeout=120)
+    return ca, cert, key
+
+
+def test_tls_is_verified_against_the_configured_ca(certificates: Any, fake_api: Any, make_settings: Any) -> None:
+    ca, cert, key = certificates
+    secure = type(fake_api)(tls=(cert, key))  # the same scripted server, over HTTPS
+    try:
+        R = secure.Reply
+        secure.route("GET", "/api/csrf-token", lambda _: R(422, {"status": 422, "detail": "CSRF protection is off"}))
+        secure.route("POST", "/api/logs", lambda _: R(201, INGESTED))
+        assert secure.api_url.startswith("https://")
+
+        sleep = SleepLog()
+        unknown_ca = http_client(make_settings(api_url=secure.api_url), sleep=sleep)
+        with pytest.raises(ApiUnreachable) as error:
+            run(unknown_ca.ingest_logs([LogCreate(level=20, message="x")]))
+        assert "TLS failed" in str(error.value)
+        assert "HEADRACE_API_SSL_CERT_FILE" in str(error.value)
+        assert sleep.delays == []  # a certificate problem is not retried
+        run(unknown_ca.aclose())
+
+        trusted = http_client(make_settings(api_url=secure.api_url, api_ssl_cert_file=ca))
+        assert run(trusted.ingest_logs([LogCreate(level=20, message="x")])).inserted == 1
+        run(trusted.aclose())
+
+        unverified = http_client(make_settings(api_url=secure.api_url, api_tls_insecure_skip_verify=True))
+        assert run(unverified.ingest_logs([LogCreate(level=20, message="x")])).inserted == 1
+        run(unverified.aclose())
+    finally:
+        secure.close()
+
+
+def test_an_unreadable_ca_bundle_is_a_clear_error(make_settings: Any, tmp_path: Any) -> None:
+    from headrace.client.base import ClientError
+
+    bundle = tmp_path / "missing.pem"
+    client = http_client(make_settings(api_url="https://127.0.0.1:1/api", api_ssl_cert_file=bundle))
+    with pytest.raises(ClientError, match="HEADRACE_API_SSL_CERT_FILE"):
+        run(client.read_flow_runs(FlowRunFilter()))
+
+
+def test_ignored_custom_headers_are_warned_about_once(
+    fake_api: Any, make_settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from headrace.client import http
+
+    http._warned_about.clear()
+    settings = make_settings(api_url=fake_api.api_url, client_custom_headers={"User-Agent": "x", "X-Ok": "1"})
+    for _ in range(3):
+        client = http_client(settings)
+        client._client()
+        run(client.aclose())
+    (warning,) = [r for r in caplog.records if "cannot set" in r.getMessage()]
+    assert "User-Agent" in warning.getMessage()
+    assert "X-Ok" not in warning.getMessage()

@@ -3,8 +3,8 @@ that can be stopped and started again on the same port), and Python scripts run 
 
 - ``make_settings(**overrides)``: Settings from arguments alone with a temporary ``HEADRACE_HOME``.
 - ``live_server``: the headrace server in a thread on a free port (SQLite under that home).
-- ``server_process``: :class:`ServerProcess`, the server as a subprocess on a fixed port; ``stop()``
-  (SIGTERM) and ``start()`` again on the same port, so the API URL the spool recorded stays valid.
+- ``server_process``: :class:`ServerProcess`, ``headrace server start`` as a subprocess on a fixed port;
+  ``stop()`` (SIGTERM) and ``start()`` again on the same port, so the API URL the spool recorded stays valid.
 - ``script(source, **env)``: a :class:`subprocess.Popen` running ``source`` with ``HEADRACE_HOME`` set.
 """
 
@@ -87,14 +87,6 @@ def child_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-SERVE = """
-import sys
-from headrace.server.serve import serve
-from headrace.settings import get_settings
-serve(get_settings(), host="127.0.0.1", port=int(sys.argv[1]), announce=lambda text: print(text, flush=True))
-"""
-
-
 class ServerProcess:
     """The headrace server as a real process on a fixed loopback port, with its own HEADRACE_HOME."""
 
@@ -109,7 +101,17 @@ class ServerProcess:
 
     def start(self, timeout: float = 60.0) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-c", SERVE, str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "headrace.cli.main",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
             env=child_env(self.home),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

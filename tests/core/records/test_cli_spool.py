@@ -82,3 +82,39 @@ def test_flush_with_the_server_down_fails_and_keeps_the_records(server_process: 
     assert "refused" not in done.stdout
     (owner,) = json.loads(headrace(home, "spool", "status", "--json").stdout)["owners"]
     assert owner["task_runs"] == 3
+
+
+def test_flush_into_the_embedded_database(script: Any, home: Path, make_settings: Any) -> None:
+    process = script(KILLED)  # no HEADRACE_API_URL: the embedded database under HEADRACE_HOME
+    assert process.stdout.readline().strip() == "reported", process.stderr.read()
+    process.send_signal(signal.SIGKILL)
+    process.wait(30)
+    done = headrace(home, "spool", "flush")
+    assert done.returncode == 0, done.stderr
+    assert "Sent 3 run record(s) to embedded:sqlite:" in done.stdout
+    from headrace.client.embedded import EmbeddedClient
+
+    with SyncClient(EmbeddedClient(make_settings())) as client:
+        assert client.read_task_runs(TaskRunFilter(name_like="orphan")).total == 3
+
+
+def test_a_record_reported_during_exit_is_kept_for_the_next_process(script: Any, home: Path) -> None:
+    process = script(
+        """
+        import atexit, logging, uuid
+        from headrace import records
+        from headrace.schemas.runs import TaskRunRecord
+        from headrace.schemas.states import State, StateType
+
+        def late():   # runs after headrace's exit hook
+            records.report_task_run_state(TaskRunRecord(
+                task_run_id=uuid.uuid4(), task_key="k", name="late", state=State(type=StateType.COMPLETED)))
+
+        atexit.register(late)
+        records.report_task_run_state(TaskRunRecord(
+            task_run_id=uuid.uuid4(), task_key="k", name="early", state=State(type=StateType.COMPLETED)))
+        """
+    )
+    assert process.wait(120) == 0, process.stderr.read()
+    (owner,) = json.loads(headrace(home, "spool", "status", "--json").stdout)["owners"]
+    assert owner["task_runs"] == 1  # "early" went at exit; "late" waits in the spool

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -312,7 +311,6 @@ def test_exit_flushes_what_is_left(recorder: Recorder, script: Any) -> None:
 
 
 def test_exit_waits_a_bounded_time_then_leaves_the_rest_in_the_spool(script: Any, spool: Path) -> None:
-    started = time.monotonic()
     process = script(
         """
         import uuid
@@ -325,8 +323,7 @@ def test_exit_waits_a_bounded_time_then_leaves_the_rest_in_the_spool(script: Any
         HEADRACE_API_URL="http://127.0.0.1:9/api",
         HEADRACE_CLIENT_RECORDS_FLUSH_TIMEOUT="1",
     )
-    assert process.wait(120) == 0
-    assert time.monotonic() - started < 100  # bounded (the limit is generous: this is no timing budget)
+    assert process.wait(120) == 0  # an unbounded wait for the unreachable server would never end
     assert "wait in the spool" in process.stderr.read()
     assert len(segment_records(spool, "task_runs")) == 1
 

@@ -47,7 +47,7 @@ import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from headrace import __version__
-from headrace.client.base import ApiError, ApiUnreachable, RecordKind
+from headrace.client.base import ApiError, ApiUnreachable, ClientError, RecordKind
 from headrace.retries import capped_exponential, jittered
 from headrace.schemas.base import Page
 from headrace.schemas.logs import Log, LogCreate, LogFilter
@@ -94,6 +94,8 @@ _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _URL_SETTING = "HEADRACE_API_URL"
 
 M = TypeVar("M", bound=BaseModel)
+
+_warned_about: set[frozenset[str]] = set()  # protected custom headers already warned about, once per process
 
 _STATES = TypeAdapter(list[State])
 _FLOW_RUN_PAGE = TypeAdapter(Page[FlowRun])
@@ -176,7 +178,12 @@ class HttpClient:
         if self.settings.api_tls_insecure_skip_verify:
             return False
         if self.settings.api_ssl_cert_file is not None:
-            return ssl.create_default_context(cafile=str(self.settings.api_ssl_cert_file))
+            try:
+                return ssl.create_default_context(cafile=str(self.settings.api_ssl_cert_file))
+            except (OSError, ssl.SSLError) as exc:
+                raise ClientError(
+                    f"HEADRACE_API_SSL_CERT_FILE={self.settings.api_ssl_cert_file} cannot be used as a CA bundle: {exc}"
+                ) from exc
         return True
 
     def base_headers(self) -> dict[str, str]:
@@ -188,7 +195,8 @@ class HttpClient:
                 ignored.append(name)
             else:
                 headers[name] = value
-        if ignored:
+        if ignored and frozenset(ignored) not in _warned_about:
+            _warned_about.add(frozenset(ignored))
             logger.warning(
                 "HEADRACE_CLIENT_CUSTOM_HEADERS cannot set %s; those entries are ignored", ", ".join(sorted(ignored))
             )

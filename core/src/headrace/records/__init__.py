@@ -52,6 +52,7 @@ _pipeline: Pipeline | None = None
 _settings: Settings | None = None
 _lock = threading.Lock()
 _exit_hook_pid: int | None = None
+_exiting = False  # set by the exit hook: a record reported after it is spooled, for the next process to send
 
 
 def report_task_run_state(record: TaskRunRecord) -> None:
@@ -151,7 +152,7 @@ def _start() -> Pipeline:
                 from headrace.settings import get_settings
 
                 _settings = get_settings()
-            _pipeline = Pipeline(_settings)
+            _pipeline = Pipeline(_settings, start=not _exiting)
             _register_exit_hook()
         return _pipeline
 
@@ -168,7 +169,8 @@ def _register_exit_hook() -> None:
 
 
 def _flush_at_exit() -> None:
-    global _pipeline  # noqa: PLW0603 - the one pipeline of the process
+    global _pipeline, _exiting  # noqa: PLW0603 - the one pipeline of the process
+    _exiting = True
     pipeline = _pipeline
     if pipeline is None or pipeline.pid != os.getpid():
         return
@@ -178,9 +180,10 @@ def _flush_at_exit() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _pipeline, _lock, _exit_hook_pid  # noqa: PLW0603 - per-process state, reset in a child
+    global _pipeline, _lock, _exit_hook_pid, _exiting  # noqa: PLW0603 - per-process state, reset in a child
     _lock = threading.Lock()
     _exit_hook_pid = None
+    _exiting = False
     pipeline, _pipeline = _pipeline, None
     if pipeline is not None:
         pipeline.forget()

@@ -90,10 +90,6 @@ class _Lane:
     def ack(self, seq: int) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    @property
-    def description(self) -> str:  # pragma: no cover - abstract
-        raise NotImplementedError
-
 
 class Stream(_Lane):
     """This process's records of one kind: the spool writer, the queue, and what is in flight."""
@@ -126,10 +122,6 @@ class Stream(_Lane):
         self._wake = wake
         self._memory_seq = 0
         self._spool_warned = False
-
-    @property
-    def description(self) -> str:
-        return f"{self.kind.replace('_', '-')} records"
 
     # ---------------------------------------------------------------------------------- caller side
 
@@ -232,10 +224,6 @@ class _OrphanLane(_Lane):
         self._buffer: collections.deque[tuple[int, bytes]] = collections.deque()
         self.exhausted = False
         self.shipped = 0
-
-    @property
-    def description(self) -> str:
-        return f"{self.kind.replace('_', '-')} records left by process {self.orphan.owner}"
 
     def due(self, now: float, flushing: bool) -> float | None:
         if not self._buffer:
