@@ -33,7 +33,8 @@ def assert_host_works(manager: HeadracePluginManager) -> None:
     assert manager.select(STORAGE, "memory").name == "memory"
     assert manager.select(STORAGE, "good-store").name == "good-store"
     builtins = [record for record in manager.collect_all() if record.distribution == "headrace"]
-    assert builtins and all(record.status is PluginStatus.ACTIVE for record in builtins)
+    assert builtins
+    assert all(record.status is PluginStatus.ACTIVE for record in builtins)
     assert record_of(manager, "acme-good").status is PluginStatus.ACTIVE
 
 

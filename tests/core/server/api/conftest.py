@@ -23,9 +23,7 @@ StartServer = Callable[..., RunningServer]
 
 
 @pytest.fixture
-def start_server(
-    database_url: str, tmp_path: Path, settings_for: Callable[..., Settings]
-) -> Iterator[StartServer]:
+def start_server(database_url: str, tmp_path: Path, settings_for: Callable[..., Settings]) -> Iterator[StartServer]:
     with contextlib.ExitStack() as stack:
 
         def start(**overrides: Any) -> RunningServer:

@@ -23,7 +23,9 @@ def test_unknown_route_is_a_problem_document(api: httpx.Client) -> None:
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
-    assert body["status"] == 404 and body["title"] == "Not Found" and body["type"].endswith("/not-found")
+    assert body["status"] == 404
+    assert body["title"] == "Not Found"
+    assert body["type"].endswith("/not-found")
 
 
 def test_invalid_request_is_a_problem_document_naming_the_field(api: httpx.Client) -> None:
