@@ -124,7 +124,11 @@ class State(WireState):
 
     def with_value(self, value: Any) -> State:
         """This state, holding ``value`` (a result, or the exception of a failed run) in memory."""
-        self._value = value
+        private = self.__pydantic_private__
+        if private is None:
+            self._value = value
+        else:
+            private["_value"] = value  # what `self._value = value` does, without pydantic's __setattr__
         return self
 
     def result(self, raise_on_failure: bool = True) -> Any:

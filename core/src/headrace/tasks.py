@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from headrace.results.serializers import Serializer
     from headrace.states import State
 
-__all__ = ["Task", "task", "unmapped"]
+__all__ = ["Task", "task", "task_input_hash", "unmapped"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -57,6 +57,19 @@ class unmapped(Generic[R]):
 
     def __repr__(self) -> str:
         return f"unmapped({self.value!r})"
+
+
+def task_input_hash(context: TaskRunContext, arguments: dict[str, Any]) -> str | None:
+    """A ``cache_key_fn`` that keys the cache on the task and its arguments (Prefect's classic helper)::
+
+        @task(cache_key_fn=task_input_hash, cache_expiration=timedelta(hours=1))
+        def fetch(url: str) -> bytes: ...
+
+    The same as ``cache_policy=INPUTS`` plus the task's identity (see :mod:`headrace.cache_policies`).
+    """
+    from headrace.cache_policies import hash_objects
+
+    return hash_objects(context.task.task_key, sorted(arguments), [arguments[name] for name in sorted(arguments)])
 
 
 def _task_key(fn: Callable[..., Any]) -> str:
@@ -186,6 +199,11 @@ class Task(Generic[P, R]):
         return None
 
     @cached_property
+    def positional_only_call(self) -> bool:
+        """Whether bound arguments can be passed positionally, in order (every parameter is positional-or-keyword)."""
+        return self._simple_parameters is not None
+
+    @cached_property
     def _defaults(self) -> dict[str, Any]:
         return {
             name: parameter.default
@@ -205,7 +223,7 @@ class Task(Generic[P, R]):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        for cached in ("signature", "_simple_parameters", "_defaults"):
+        for cached in ("signature", "_simple_parameters", "_defaults", "positional_only_call"):
             state.pop(cached, None)  # rebuilt on demand in a worker process
         return state
 
@@ -234,14 +252,14 @@ class Task(Generic[P, R]):
         Futures among the arguments (also inside lists, tuples, sets and dicts) and in ``wait_for`` are
         dependencies: the run starts once they have completed, with their results in place of the futures.
         """
-        from headrace.engine.task_run import submit_task
+        from headrace.engine.submission import submit_task
 
         return submit_task(self, args, kwargs, wait_for=wait_for)
 
     def map(self, *args: Any, wait_for: Iterable[Any] | None = None, **kwargs: Any) -> HeadraceFutureList[R]:
         """Submit one run per element of the iterable arguments; other arguments (and ``unmapped(x)``) are
         passed to every run. All iterables must have the same length. Returns the futures, in order."""
-        from headrace.engine.task_run import map_task
+        from headrace.engine.submission import map_task
 
         return map_task(self, args, kwargs, wait_for=wait_for)
 

@@ -172,13 +172,13 @@ def test_a_cache_key_fn_returning_none_does_not_cache(api: Api, storage: str) ->
 
 
 def test_cache_expiration(api: Api, storage: str) -> None:
-    compute, calls = counting_task(storage, cache_policy=INPUTS, cache_expiration=timedelta(seconds=0.5))
+    compute, calls = counting_task(storage, cache_policy=INPUTS, cache_expiration=timedelta(seconds=3))
 
     @flow
     def expiring() -> None:
         compute(5)
         compute(5)
-        time.sleep(0.6)
+        time.sleep(3.1)
         compute(5)
 
     state = expiring(return_state=True)

@@ -195,7 +195,7 @@ def test_the_thread_pool_is_bounded(api: Api) -> None:
         with lock:
             running += 1
             peak = max(peak, running)
-        time.sleep(0.05)
+        time.sleep(0.2)
         with lock:
             running -= 1
 
@@ -221,3 +221,27 @@ def test_one_thousand_submissions_are_all_recorded(api: Api) -> None:
     runs = api.task_runs(run_id(state))
     assert len(runs) == 1000
     assert {run.state.type.value for run in runs} == {"COMPLETED"}
+
+
+@task
+def where(x: int) -> tuple[int, int]:
+    import os
+
+    return os.getpid(), x * x
+
+
+def test_the_process_pool_runs_tasks_in_workers_that_report_their_own_records(api: Api) -> None:
+    import os
+
+    @flow(task_runner="process-pool")
+    def spread() -> list[tuple[int, int]]:
+        return where.map(range(4)).result()
+
+    state = spread(return_state=True)
+    results = state.result()
+    assert [value for _, value in results] == [0, 1, 4, 9]
+    assert all(pid != os.getpid() for pid, _ in results)
+    runs = api.task_runs(run_id(state))
+    assert len(runs) == 4
+    assert {run.state.type.value for run in runs} == {"COMPLETED"}
+    assert [s.type.value for s in api.task_run_states(runs[0].id)] == ["PENDING", "RUNNING", "COMPLETED"]

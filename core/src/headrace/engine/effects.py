@@ -57,6 +57,8 @@ class Invoke(Effect):
     timeout: float | None = None
     timeout_error: type[RunTimeoutError] = TaskRunTimeoutError
     timeout_message: str = ""
+    is_async: bool | None = None
+    """Whether ``fn`` is a coroutine function, when the caller knows (saves inspecting it on every call)."""
 
 
 @dataclass(slots=True)
@@ -120,7 +122,7 @@ def _perform_sync(effect: Effect) -> Any:
 
 
 def _invoke_sync(effect: Invoke) -> Any:
-    if inspect.iscoroutinefunction(effect.fn):
+    if effect.is_async if effect.is_async is not None else inspect.iscoroutinefunction(effect.fn):
         return run_coroutine_blocking(effect.fn(*effect.args, **effect.kwargs), effect)
     with sync_timeout(effect.timeout, effect.timeout_error, effect.timeout_message):
         result = effect.fn(*effect.args, **effect.kwargs)
@@ -197,7 +199,7 @@ async def _perform_async(effect: Effect) -> Any:
 
 
 async def _invoke_async(effect: Invoke) -> Any:
-    if inspect.iscoroutinefunction(effect.fn):
+    if effect.is_async if effect.is_async is not None else inspect.iscoroutinefunction(effect.fn):
         coroutine = effect.fn(*effect.args, **effect.kwargs)
         if effect.timeout is None:
             return await coroutine

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -36,6 +35,7 @@ from headrace.context import (
     flow_run_context,
 )
 from headrace.engine.effects import Api, Await, Invoke, Sleep, Steps, drive_async, drive_sync
+from headrace.engine.ids import new_id
 from headrace.engine.reporting import report_flow_run_state, report_task_run_state
 from headrace.exceptions import FlowRunTimeoutError, ParameterValidationError
 from headrace.futures import HeadraceFuture, resolved
@@ -142,7 +142,7 @@ def final_state(value: Any, error: BaseException | None, futures: list[HeadraceF
 def _propose(api: EngineApi, info: FlowRunInfo, state: State) -> Steps[State]:
     """Propose ``state`` until the server decides; return the run's state afterwards."""
     state.state_details.flow_run_id = info.id
-    state.state_details.transition_id = uuid.uuid4()
+    state.state_details.transition_id = new_id()
     while True:
         answer = yield Api(api, "set_flow_run_state", (info.id, state))
         if answer.status is OrchestrationStatus.WAIT:
@@ -206,7 +206,7 @@ def flow_run_steps(call: FlowCall) -> Steps[State]:  # noqa: PLR0912, PLR0915 - 
         log_prints=flow.log_prints if flow.log_prints is not None else inherited.log_prints,
     )
     tags = list(dict.fromkeys([*(parent_flow_run.tags if parent_flow_run else []), *flow.tags]))
-    info = FlowRunInfo(id=uuid.uuid4(), name="", flow_name=flow.name, parameters={}, tags=tags)
+    info = FlowRunInfo(id=new_id(), name="", flow_name=flow.name, parameters={}, tags=tags)
     policy = flow.retry_policy
     first_delay = policy.retry_delay_seconds
     create = {
@@ -243,11 +243,11 @@ def flow_run_steps(call: FlowCall) -> Steps[State]:  # noqa: PLR0912, PLR0915 - 
     if parent_flow_run is not None:
         key = f"subflow:{flow.name}"[:400]
         parent_task_run = TaskRunInfo(
-            id=uuid.uuid4(),
+            id=new_id(),
             name=info.name,
             task_name=flow.name,
             task_key=key,
-            dynamic_key=call.parent_flow.tracker.next_dynamic_key(key) if call.parent_flow else uuid.uuid4().hex[:8],
+            dynamic_key=call.parent_flow.tracker.next_dynamic_key(key) if call.parent_flow else new_id().hex[:8],
             flow_run_id=parent_flow_run.id,
             parameters=info.parameters,
             tags=tags,
@@ -258,7 +258,7 @@ def flow_run_steps(call: FlowCall) -> Steps[State]:  # noqa: PLR0912, PLR0915 - 
 
     # 3. create it, Running
     running = Running()
-    running.state_details.transition_id = uuid.uuid4()
+    running.state_details.transition_id = new_id()
     try:
         flow_run: FlowRun = yield Api(
             api,
@@ -308,13 +308,13 @@ def flow_run_steps(call: FlowCall) -> Steps[State]:  # noqa: PLR0912, PLR0915 - 
             raise
         except BaseException as exc:
             error = exc
-        # every task run it submitted finishes before the flow run does
-        pending = [future.wrapped for future in tracker.futures if not future.done()]
-        if pending:
+        # every task run it submitted finishes before the flow run does (runs submitted by its tasks too)
+        while pending := [future.wrapped for future in tracker.futures if not future.done()]:
             try:
                 yield Await(pending)
             except BaseException as exc:
                 error = error or exc
+                break
         if context.task_runner.started:
             context.task_runner.shutdown(wait=True)
         outcome = final_state(value, error, tracker.futures)

@@ -42,9 +42,9 @@ def _reporter() -> Any:
 def report_task_run_state(task_run: TaskRunInfo, state: State) -> None:
     """Record that ``task_run`` entered ``state``: spool it for the API, tell the plugins, remember it."""
     details = state.state_details
-    if details.task_run_id is None:
-        details.task_run_id = task_run.id
-        details.flow_run_id = task_run.flow_run_id
+    if details.task_run_id is None:  # plain attributes of a plain model: skip pydantic's __setattr__
+        details.__dict__["task_run_id"] = task_run.id
+        details.__dict__["flow_run_id"] = task_run.flow_run_id
     values: dict[str, Any] = {
         "task_run_id": task_run.id,
         "flow_run_id": task_run.flow_run_id,

@@ -8,8 +8,8 @@ again → persist the result → the final state → hooks. Every state change i
 
 The entry points are what ``Task.__call__``, ``Task.submit`` and ``Task.map`` call: :func:`call_task` drives
 the steps in the caller (sync shell, or async shell for an async task in a running loop), and
-:func:`submit_task` hands them to the flow's task runner once the run's dependencies are done, where
-:func:`execute_call` drives them with the sync shell — in a pool thread or a worker process.
+:mod:`headrace.engine.submission` hands them to the flow's task runner once the run's dependencies are done,
+where :func:`execute_call` drives them with the sync shell — in a pool thread or a worker process.
 
 Records a run writes: Pending (submitted runs only, at submission), Running, AwaitingRetry and Retrying per
 retry, and the final state (Completed, Cached, Failed, TimedOut, Crashed or Cancelled).
@@ -18,14 +18,11 @@ retry, and the final state (Completed, Cached, Failed, TimedOut, Crashed or Canc
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import inspect
 import itertools
 import logging
-import threading
-import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +40,7 @@ from headrace.engine.effects import Await, Invoke, Sleep, Steps, drive_async, dr
 from headrace.engine.ids import new_id
 from headrace.engine.reporting import report_task_run_state
 from headrace.exceptions import TaskRunTimeoutError, UpstreamTaskError
-from headrace.futures import HeadraceFuture, HeadraceFutureList
+from headrace.futures import HeadraceFuture
 from headrace.retries import plan_retry, retry_state
 from headrace.schemas.states import StateType
 from headrace.states import (
@@ -52,7 +49,6 @@ from headrace.states import (
     Completed,
     Crashed,
     Failed,
-    Pending,
     Retrying,
     Running,
     State,
@@ -64,10 +60,9 @@ from headrace.tasks import unmapped
 if TYPE_CHECKING:
     from headrace.results.store import ResultStore
     from headrace.settings import Settings
-    from headrace.task_runners import TaskRunner
     from headrace.tasks import Task
 
-__all__ = ["TaskCall", "call_task", "execute_call", "map_task", "submit_task", "task_run_steps"]
+__all__ = ["TaskCall", "call_task", "execute_call", "prepare_call", "task_run_steps"]
 
 logger = logging.getLogger("headrace.engine")
 
@@ -141,7 +136,7 @@ def prepare_call(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
         flow_run=flow_run,
         settings=settings,
         defaults=defaults,
-        wait_for=_futures_in(list(wait_for)) if wait_for else [],
+        wait_for=futures_in(list(wait_for)) if wait_for else [],
     )
     info.name = _run_name(call)
     return call
@@ -182,19 +177,19 @@ def _context(call: TaskCall, arguments: dict[str, Any]) -> TaskRunContext:
 # -- futures and states among arguments ------------------------------------------------------------
 
 
-def _futures_in(value: Any, found: list[HeadraceFuture[Any]] | None = None) -> list[HeadraceFuture[Any]]:
+def futures_in(value: Any, found: list[HeadraceFuture[Any]] | None = None) -> list[HeadraceFuture[Any]]:
     """Every future in ``value`` (looking inside lists, tuples, sets, dicts and ``unmapped``)."""
     found = [] if found is None else found
     if isinstance(value, HeadraceFuture):
         found.append(value)
     elif isinstance(value, unmapped):
-        _futures_in(value.value, found)
+        futures_in(value.value, found)
     elif isinstance(value, (list, tuple, set, frozenset)):
         for item in value:
-            _futures_in(item, found)
+            futures_in(item, found)
     elif isinstance(value, dict):
         for item in value.values():
-            _futures_in(item, found)
+            futures_in(item, found)
     return found
 
 
@@ -238,7 +233,7 @@ def _message(state: State) -> str:
     return f" ({state.message})" if state.message else ""
 
 
-def _resolve_arguments(call: TaskCall) -> dict[str, Any]:
+def resolve_arguments(call: TaskCall) -> dict[str, Any]:
     for future in call.wait_for:
         future.observed = True
         state = future.state
@@ -284,7 +279,7 @@ def _storage_key(task: Task[..., Any], info: TaskRunInfo, arguments: dict[str, A
             return task.result_storage_key.format(**arguments, task_run=info)
         except (KeyError, IndexError, AttributeError, ValueError) as exc:
             raise ValueError(f"result_storage_key {task.result_storage_key!r} cannot be filled in: {exc}") from None
-    return uuid.uuid4().hex
+    return new_id().hex
 
 
 def _now() -> datetime:
@@ -299,14 +294,14 @@ def task_run_steps(call: TaskCall) -> Steps[State]:  # noqa: PLR0912, PLR0915 - 
     task, info = call.task, call.info
 
     # 1. dependencies: wait for them, then put their results in place of the futures
-    upstream = [*call.wait_for, *_futures_in(call.arguments)]
+    upstream = [*call.wait_for, *futures_in(call.arguments)]
     pending = [future.wrapped for future in upstream if not future.done()]
     if pending:
         yield Await(pending)
     try:
         if call.upstream_error is not None:
             raise call.upstream_error
-        arguments = _resolve_arguments(call)
+        arguments = resolve_arguments(call)
     except UpstreamTaskError as exc:
         state = Failed(message=f"Not run: {exc}").with_value(exc)
         report_task_run_state(info, state)
@@ -340,7 +335,7 @@ def task_run_steps(call: TaskCall) -> Steps[State]:  # noqa: PLR0912, PLR0915 - 
                     return state
 
     # 3. run, retrying as the policy says
-    args, kwargs = _call_arguments(task, arguments)
+    args, kwargs = call_arguments(task, arguments)
     timeout_message = f"Task run {info.name!r} exceeded its timeout of {task.timeout_seconds} s"
     log_prints = task.log_prints if task.log_prints is not None else call.defaults.log_prints
     while True:
@@ -350,7 +345,9 @@ def task_run_steps(call: TaskCall) -> Steps[State]:  # noqa: PLR0912, PLR0915 - 
         context_token = set_task_run_context(context)
         prints_token = _log_prints_on(log_prints)
         try:
-            value = yield Invoke(task.fn, args, kwargs, task.timeout_seconds, TaskRunTimeoutError, timeout_message)
+            value = yield Invoke(
+                task.fn, args, kwargs, task.timeout_seconds, TaskRunTimeoutError, timeout_message, task.isasync
+            )
         except TaskRunTimeoutError as exc:
             failed = TimedOut(message=str(exc)).with_value(exc)
         except Exception as exc:
@@ -433,7 +430,9 @@ def _read_cache(call: TaskCall, store: ResultStore, key: str) -> Any:
     return reference, record
 
 
-def _call_arguments(task: Task[..., Any], arguments: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def call_arguments(task: Task[..., Any], arguments: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if task.positional_only_call and len(arguments) == len(task.signature.parameters):
+        return tuple(arguments.values()), {}  # bound in parameter order: a plain positional call
     bound = inspect.BoundArguments(task.signature, arguments)
     return bound.args, bound.kwargs
 
@@ -512,153 +511,3 @@ def execute_call(call: TaskCall) -> State:
         prepare_process(call.settings)
         process.deliver_records_at_exit()
     return drive_sync(task_run_steps(call))
-
-
-_fallback_runner: TaskRunner | None = None
-_fallback_lock = threading.Lock()
-
-
-def _runner() -> tuple[TaskRunner, FlowRunContext | None]:
-    global _fallback_runner  # noqa: PLW0603 - one shared pool for submissions outside a flow
-    context = FlowRunContext.get()
-    if context is not None:
-        runner = context.task_runner
-        if not runner.started:  # started on the first submission: a flow that submits nothing pays nothing
-            with _fallback_lock:
-                if not runner.started:
-                    runner.start()
-        return runner, context
-    with _fallback_lock:
-        if _fallback_runner is None:
-            from headrace.task_runners.thread import ThreadPoolTaskRunner
-
-            _fallback_runner = ThreadPoolTaskRunner()
-            _fallback_runner.start()
-        return _fallback_runner, None
-
-
-def submit_task(
-    task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, wait_for: Iterable[Any] | None
-) -> HeadraceFuture[Any]:
-    """``task.submit(...)``: record Pending now; start on the task runner once the dependencies are done."""
-    runner, flow_context = _runner()
-    call = prepare_call(task, args, kwargs, wait_for)
-    upstream = [*call.wait_for, *_futures_in(call.arguments)]
-    for dependency in upstream:
-        dependency.observed = True
-    report_task_run_state(call.info, Pending())
-    outcome: concurrent.futures.Future[State] = concurrent.futures.Future()
-    info = call.info
-    future: HeadraceFuture[Any] = HeadraceFuture(info.id, info.name, outcome, current=lambda: info.state)
-    if flow_context is not None:
-        flow_context.tracker.add(future)
-
-    def launch() -> None:
-        try:
-            launched = call
-            if upstream:  # done by now: their results replace them (futures never travel to a runner)
-                try:
-                    launched = replace(call, arguments=_resolve_arguments(call), wait_for=[])
-                except UpstreamTaskError as exc:
-                    launched = replace(call, wait_for=[], upstream_error=exc, arguments=_strip_futures(call))
-                call.info.parameters = launched.arguments
-            _relay(runner.submit(execute_call, launched), outcome)
-        except BaseException as exc:
-            outcome.set_exception(exc)
-
-    _when_done(upstream, launch)
-    return future
-
-
-def _strip_futures(call: TaskCall) -> dict[str, Any]:
-    """The arguments with futures (which cannot travel to other processes) replaced by ``None``."""
-
-    def strip(value: Any) -> Any:
-        if isinstance(value, HeadraceFuture):
-            return None
-        if isinstance(value, unmapped):
-            return strip(value.value)
-        if isinstance(value, (list, tuple, set, frozenset)) and not hasattr(value, "_fields"):
-            return type(value)(strip(item) for item in value)
-        if isinstance(value, dict):
-            return type(value)((key, strip(item)) for key, item in value.items())
-        return value
-
-    return {name: strip(value) for name, value in call.arguments.items()}
-
-
-def _relay(source: concurrent.futures.Future[State], target: concurrent.futures.Future[State]) -> None:
-    def copy(done: concurrent.futures.Future[State]) -> None:
-        try:
-            target.set_result(done.result())
-        except BaseException as exc:
-            target.set_exception(exc)
-
-    source.add_done_callback(copy)
-
-
-def _when_done(futures: list[HeadraceFuture[Any]], then: Callable[[], None]) -> None:
-    """Call ``then()`` once every future is done: now, if they all are."""
-    remaining = [future for future in futures if not future.done()]
-    if not remaining:
-        then()
-        return
-    count = [len(remaining)]
-    lock = threading.Lock()
-
-    def one_done(_: Any) -> None:
-        with lock:
-            count[0] -= 1
-            last = count[0] == 0
-        if last:
-            then()
-
-    for future in remaining:
-        future.wrapped.add_done_callback(one_done)
-
-
-def _iterable(value: Any) -> bool:
-    if isinstance(value, (str, bytes, bytearray, dict)):
-        return False
-    return isinstance(value, Iterable)
-
-
-def map_task(
-    task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, wait_for: Iterable[Any] | None
-) -> HeadraceFutureList[Any]:
-    """``task.map(...)``: one submitted run per element of the iterable arguments."""
-    try:
-        bound = task.signature.bind(*args, **kwargs)
-    except TypeError as exc:
-        raise TypeError(f"task {task.name!r}: {exc}") from None
-    mapped: dict[str, list[Any]] = {}
-    static: dict[str, Any] = {}
-    for name, given in bound.arguments.items():
-        if isinstance(given, unmapped):
-            static[name] = given.value
-            continue
-        value = given.result() if isinstance(given, HeadraceFuture) else given  # a future maps over its result
-        if _iterable(value):
-            mapped[name] = list(value)
-        else:
-            static[name] = given
-    if not mapped:
-        raise TypeError(
-            f"task {task.name!r}: map() needs at least one iterable argument; wrap values that every run gets in "
-            "unmapped(...)"
-        )
-    lengths = {name: len(values) for name, values in mapped.items()}
-    if len(set(lengths.values())) > 1:
-        detail = ", ".join(f"{name} has {length}" for name, length in lengths.items())
-        raise ValueError(f"task {task.name!r}: map() got iterables of different lengths: {detail}")
-    count = next(iter(lengths.values()))
-    wait_list = list(wait_for) if wait_for else None
-    futures: HeadraceFutureList[Any] = HeadraceFutureList()
-    for index in range(count):
-        arguments = dict(bound.arguments)
-        arguments.update(static)
-        for name, values in mapped.items():
-            arguments[name] = values[index]
-        call_args, call_kwargs = _call_arguments(task, arguments)
-        futures.append(submit_task(task, call_args, call_kwargs, wait_for=wait_list))
-    return futures
