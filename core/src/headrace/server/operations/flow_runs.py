@@ -32,6 +32,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload, raiseload
 
 from headrace.retries import RetryPolicy
 from headrace.schemas.base import Page, utcnow
@@ -113,7 +114,7 @@ def flow_run_from_row(row: models.FlowRun) -> FlowRun:
 
 async def read_flow_run(database: Database, flow_run_id: UUID) -> FlowRun:
     async with database.read() as session:
-        row = await session.get(models.FlowRun, flow_run_id)
+        row = await session.get(models.FlowRun, flow_run_id, options=[joinedload(models.FlowRun.state)])
         if row is None:
             raise flow_run_not_found(flow_run_id)
         return flow_run_from_row(row)
@@ -385,13 +386,13 @@ def generated_name(flow_run_id: UUID) -> str:
 
 
 async def _existing_run(session: AsyncSession, data: FlowRunCreate, flow_id: UUID | None) -> models.FlowRun | None:
-    row = await session.get(models.FlowRun, data.id)
+    row = await session.get(models.FlowRun, data.id, options=[joinedload(models.FlowRun.state)])
     if row is not None or flow_id is None or data.idempotency_key is None:
         return row
     return await session.scalar(
-        sa.select(models.FlowRun).where(
-            models.FlowRun.flow_id == flow_id, models.FlowRun.idempotency_key == data.idempotency_key
-        )
+        sa.select(models.FlowRun)
+        .options(joinedload(models.FlowRun.state))
+        .where(models.FlowRun.flow_id == flow_id, models.FlowRun.idempotency_key == data.idempotency_key)
     )
 
 
@@ -472,9 +473,8 @@ async def create_flow_run(database: Database, data: FlowRunCreate) -> tuple[Flow
         await _insert_state(session, data.id, state)
         if slots is not None:
             await slots.write_back(session, now)
-        row = await session.get(models.FlowRun, data.id)
-        assert row is not None
-        return flow_run_from_row(row), True
+        fields = {name: values[name] for name in FlowRun.model_fields if name != "state"}
+        return FlowRun(**fields, state=state), True
 
 
 async def set_flow_run_state(
@@ -486,17 +486,30 @@ async def set_flow_run_state(
     ``state.id`` is the id of another run's state.
     """
     async with database.write() as session:
+        # Lock the run first, alone: FOR NO KEY UPDATE serializes proposals for the run without blocking
+        # task-run ingest (which only needs its key to stay). The states are read by a second statement:
+        # on PostgreSQL a statement that waited for the lock sees the locked row as the previous holder
+        # committed it, but rows joined from other tables as they were before, so a join would hand the
+        # rules a stale current state (and let two claimers both win Pending).
         run = await session.scalar(
-            sa.select(models.FlowRun).where(models.FlowRun.id == flow_run_id).with_for_update(key_share=True)
+            sa.select(models.FlowRun)
+            .options(raiseload(models.FlowRun.state))
+            .where(models.FlowRun.id == flow_run_id)
+            .with_for_update(key_share=True)
         )
         if run is None:
             raise flow_run_not_found(flow_run_id)
-        current = state_from_row(run.state) if run.state is not None else None
+        wanted = [request.state.id] if run.state_id is None else [request.state.id, run.state_id]
+        states = {
+            row.id: row
+            for row in await session.scalars(sa.select(models.FlowRunState).where(models.FlowRunState.id.in_(wanted)))
+        }
+        applied = states.get(request.state.id)  # the proposal's own row: it was applied before
+        if applied is not None:
+            return _replayed(run, applied), False
+        current_row = states.get(run.state_id) if run.state_id is not None else None
+        current = state_from_row(current_row) if current_row is not None else None
         proposed = _for_run(request.state, run.id)
-
-        replayed = await _replayed(session, run, proposed)
-        if replayed is not None:
-            return replayed, False
 
         now = utcnow()
         names = tuple(run.concurrency_limits or ())
@@ -533,22 +546,16 @@ async def set_flow_run_state(
         return _result(decision, state), True
 
 
-async def _replayed(session: AsyncSession, run: models.FlowRun, proposed: State) -> OrchestrationResult | None:
-    """The answer to a proposal that was already applied (its state row exists), else ``None``."""
-    if run.state is not None and run.state.id == proposed.id:
-        row: models.FlowRunState | None = run.state
-    else:
-        row = await session.get(models.FlowRunState, proposed.id)
-    if row is None:
-        return None
-    if row.flow_run_id != run.id:
+def _replayed(run: models.FlowRun, applied: models.FlowRunState) -> OrchestrationResult:
+    """The answer to a proposal that was already applied: the state it wrote. 409 if another run's."""
+    if applied.flow_run_id != run.id:
         raise Problem(
-            409, f"state {proposed.id} belongs to another flow run; propose a state with a new id", kind="conflict"
+            409, f"state {applied.id} belongs to another flow run; propose a state with a new id", kind="conflict"
         )
     return OrchestrationResult(
         status=OrchestrationStatus.ACCEPT,
-        state=state_from_row(row),
-        reason=f"State {proposed.id} was already applied.",
+        state=state_from_row(applied),
+        reason=f"State {applied.id} was already applied.",
     )
 
 

@@ -54,6 +54,9 @@ async def ensure_flow(
     Race-free on both dialects: the insert is ``ON CONFLICT (name) DO NOTHING``, so of two concurrent
     creators one inserts and the other finds the row (PostgreSQL makes it wait for the first to commit).
     """
+    existing = await session.scalar(sa.select(models.Flow.id).where(models.Flow.name == name))
+    if existing is not None:
+        return existing, False
     now = utcnow()
     statement = (
         database.insert(models.Flow.__table__)

@@ -86,4 +86,4 @@ def state_order_key(timestamp: Any, state_type: StateType, state_id: UUID) -> tu
     Total and independent of arrival order, so a run's current state after ingesting a set of records
     is the same whichever order (and however many times) they arrive in.
     """
-    return (timestamp, _PROGRESS[state_type], state_id)
+    return (timestamp, _PROGRESS[StateType(state_type)], state_id)

@@ -32,6 +32,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from pydantic_core import to_json
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from headrace.schemas.base import Page, utcnow
 from headrace.schemas.runs import (
@@ -89,7 +90,7 @@ def task_run_from_row(row: models.TaskRun) -> TaskRun:
 
 async def read_task_run(database: Database, task_run_id: UUID) -> TaskRun:
     async with database.read() as session:
-        row = await session.get(models.TaskRun, task_run_id)
+        row = await session.get(models.TaskRun, task_run_id, options=[joinedload(models.TaskRun.state)])
         if row is None:
             raise task_run_not_found(task_run_id)
         return task_run_from_row(row)
