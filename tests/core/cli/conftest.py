@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,47 +15,9 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in list(os.environ):
-        if name.upper().startswith("HEADRACE_"):
-            monkeypatch.delenv(name)
-    home = tmp_path / "home"
-    monkeypatch.setenv("HEADRACE_HOME", str(home))
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    monkeypatch.chdir(workdir)
-    return home
-
-
-@pytest.fixture
-def workdir(home: Path) -> Path:
-    """The working directory, where a ``.env`` file is looked for."""
-    return Path.cwd()
-
-
-@pytest.fixture
-def write_profiles(home: Path) -> Callable[[str], Path]:
-    """Write ``$HEADRACE_HOME/profiles.toml`` by hand, as a user would."""
-
-    def write(text: str) -> Path:
-        home.mkdir(parents=True, exist_ok=True)
-        path = home / "profiles.toml"
-        path.write_text(textwrap.dedent(text), encoding="utf-8")
-        return path
-
-    return write
-
-
-@pytest.fixture
-def write_dotenv(workdir: Path) -> Callable[[str], Path]:
-    """Write ``.env`` in the working directory."""
-
-    def write(text: str) -> Path:
-        path = workdir / ".env"
-        path.write_text(textwrap.dedent(text), encoding="utf-8")
-        return path
-
-    return write
+def _clean_slate(home: Path) -> None:
+    """No HEADRACE_* variables, a fresh HEADRACE_HOME, and a working directory without ``.env``
+    (``home`` and the file-writing fixtures come from ``tests/core/conftest.py``)."""
 
 
 @dataclass
