@@ -34,7 +34,7 @@ def _with_database(action: Callable[[Database], Awaitable[T]]) -> T:
 
     from headrace.server.db import Database, DatabaseConfigError, MigrationError
     from headrace.server.db.migrate import migrate_on_start
-    from headrace.server.problems import Problem
+    from headrace.server.errors import Problem
     from headrace.settings import SettingsError, get_settings
 
     try:

@@ -109,7 +109,7 @@ class EmbeddedClient:
         """The database, with the service layer's errors turned into the client's."""
         from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
-        from headrace.server.problems import Problem  # noqa: TID251 - embedded mode calls the server in-process
+        from headrace.server.errors import Problem  # noqa: TID251 - embedded mode calls the server in-process
 
         database = await self.database()
         try:
@@ -288,7 +288,7 @@ def dispose_shared_databases() -> None:
 def _problem_document(exc: Any) -> dict[str, Any]:
     from http import HTTPStatus
 
-    from headrace.server.problems import PROBLEM_TYPE_BASE  # noqa: TID251 - in-process server
+    from headrace.server.errors import PROBLEM_TYPE_BASE  # noqa: TID251 - in-process server
 
     return {
         "type": PROBLEM_TYPE_BASE + exc.kind,

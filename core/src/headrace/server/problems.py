@@ -16,30 +16,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from headrace.server.errors import PROBLEM_TYPE_BASE, Problem
+
+__all__ = [
+    "PROBLEM_MEDIA_TYPE",
+    "PROBLEM_RESPONSES",
+    "PROBLEM_TYPE_BASE",
+    "Problem",
+    "install_problem_handlers",
+    "problem_response",
+]
+
 logger = logging.getLogger("headrace.server")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-PROBLEM_TYPE_BASE = "https://headrace.dev/problems/"
-
-
-class Problem(Exception):
-    """Raise from a route to answer with a problem document. ``kind`` becomes the type URI's last part."""
-
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        *,
-        kind: str | None = None,
-        headers: dict[str, str] | None = None,
-        **extra: Any,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.kind = kind or HTTPStatus(status).phrase.lower().replace(" ", "-")
-        self.headers = headers
-        self.extra = extra
 
 
 def problem_response(

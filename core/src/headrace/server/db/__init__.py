@@ -14,7 +14,6 @@ The pieces, and who uses which:
 from __future__ import annotations
 
 from headrace.server.db.database import Database
-from headrace.server.db.engine import DatabaseConfigError, database_url
-from headrace.server.db.migrate import MigrationError
+from headrace.server.db.engine import DatabaseConfigError, MigrationError, database_url
 
 __all__ = ["Database", "DatabaseConfigError", "MigrationError", "database_url"]

@@ -50,6 +50,11 @@ URL_SETTING = "HEADRACE_SERVER_DATABASE_CONNECTION_URL"
 Dialect = Literal["sqlite", "postgresql"]
 
 
+class MigrationError(RuntimeError):
+    """A migration could not run; the message says why in one line. (Here, not in ``migrate``, so that
+    importing the database layer does not import Alembic.)"""
+
+
 class DatabaseConfigError(ValueError):
     """The database settings cannot work; the message names the setting and the fix."""
 

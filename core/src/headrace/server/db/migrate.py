@@ -35,6 +35,8 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from headrace.server.db.engine import MigrationError
+
 if TYPE_CHECKING:
     from headrace.server.db.database import Database
     from headrace.settings import Settings
@@ -56,10 +58,6 @@ logger = logging.getLogger("headrace.server.db")
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # pg_advisory_xact_lock key: the bytes of "headrace" as a signed 64-bit integer.
 _ADVISORY_LOCK_KEY = int.from_bytes(b"headrace", "big", signed=True)
-
-
-class MigrationError(RuntimeError):
-    """A migration could not run; the message says why in one line."""
 
 
 def alembic_config() -> Config:

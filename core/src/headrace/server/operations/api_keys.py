@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from headrace.schemas.auth import ApiKey, ApiKeyCreated, Scope
 from headrace.server.db import Database, models
-from headrace.server.problems import Problem
+from headrace.server.errors import Problem
 from headrace.server.security.keys import hash_api_key, new_api_key
 
 

@@ -22,8 +22,8 @@ from sqlalchemy.orm import aliased
 from headrace.schemas.artifacts import Artifact, ArtifactCreate, ArtifactFilter, ArtifactSort
 from headrace.schemas.base import Page, utcnow
 from headrace.server.db import Database, models
+from headrace.server.errors import Problem
 from headrace.server.operations.pages import fetch_page
-from headrace.server.problems import Problem
 
 __all__ = [
     "create_artifact",

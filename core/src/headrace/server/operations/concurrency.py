@@ -36,8 +36,8 @@ from headrace.schemas.concurrency import (
     SlotRenew,
 )
 from headrace.server.db import Database, models
+from headrace.server.errors import Problem
 from headrace.server.operations.pages import fetch_page
-from headrace.server.problems import Problem
 
 __all__ = [
     "MAX_RETRY_AFTER_SECONDS",

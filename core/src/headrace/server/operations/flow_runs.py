@@ -48,6 +48,7 @@ from headrace.schemas.runs import (
 from headrace.schemas.states import State, StateDetails, StateType
 from headrace.server.db import Database, models
 from headrace.server.db.types import json_contains_all
+from headrace.server.errors import Problem
 from headrace.server.operations.flows import ensure_flow, release_slots_of_runs
 from headrace.server.operations.pages import fetch_page
 from headrace.server.operations.states import state_from_row, state_row_values
@@ -62,7 +63,6 @@ from headrace.server.orchestration import (
     next_run_facts,
     orchestrate,
 )
-from headrace.server.problems import Problem
 
 __all__ = [
     "SLOT_LEASE",

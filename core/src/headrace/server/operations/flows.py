@@ -18,8 +18,8 @@ from headrace.schemas.runs import Flow, FlowCreate, FlowFilter
 from headrace.schemas.states import StateType
 from headrace.server.db import Database, models
 from headrace.server.db.types import json_contains_all
+from headrace.server.errors import Problem
 from headrace.server.operations.pages import fetch_page
-from headrace.server.problems import Problem
 
 __all__ = [
     "SLOT_HOLDING_TYPES",

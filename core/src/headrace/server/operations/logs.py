@@ -18,8 +18,8 @@ from headrace.schemas.base import Page, utcnow
 from headrace.schemas.logs import Log, LogCreate, LogFilter, LogSort
 from headrace.schemas.runs import IngestResult
 from headrace.server.db import Database, models
+from headrace.server.errors import Problem
 from headrace.server.operations.pages import fetch_page
-from headrace.server.problems import Problem
 
 __all__ = ["INSERT_CHUNK_ROWS", "MAX_LOGS_PER_REQUEST", "ingest_logs", "read_logs"]
 

@@ -46,9 +46,9 @@ from headrace.schemas.runs import (
 from headrace.schemas.states import State, StateType
 from headrace.server.db import Database, models
 from headrace.server.db.types import UtcDateTime, json_contains_all
+from headrace.server.errors import Problem
 from headrace.server.operations.pages import fetch_page
 from headrace.server.operations.states import state_from_row, state_order_key, state_row_values
-from headrace.server.problems import Problem
 
 __all__ = [
     "CHUNK_ROWS",

@@ -12,8 +12,8 @@ from headrace.schemas.artifacts import Variable, VariableCreate, VariableFilter,
 from headrace.schemas.base import Page, utcnow
 from headrace.server.db import Database, models
 from headrace.server.db.types import json_contains_all
+from headrace.server.errors import Problem
 from headrace.server.operations.pages import fetch_page
-from headrace.server.problems import Problem
 
 __all__ = ["create_variable", "delete_variable", "read_variable", "read_variables", "update_variable"]
 
