@@ -98,4 +98,4 @@ def new_plugin(
     except ScaffoldError as exc:
         fail(str(exc))
     console.print(f"created plugin [bold]{name}[/] in {target}")
-    console.print(f"next: cd {target} && pip install -e . pytest && pytest")
+    console.print(f"next: cd {target} && pip install -e '.[test]' && pytest")
