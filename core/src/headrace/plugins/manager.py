@@ -13,6 +13,7 @@ import inspect
 import logging
 import re
 import threading
+import types
 from collections.abc import Iterable, Sequence
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, NoReturn
@@ -55,6 +56,7 @@ class HeadracePluginManager(pluggy.PluginManager):
         self._conflicts: dict[tuple[str, str], NameConflict] = {}
         self._collected: dict[str, list[tuple[PluginRecord, Registration]]] = {}
         self._lock = threading.RLock()
+        self._parsed_opts: tuple[object, dict[str, Any]] | None = None
 
     def __reduce__(self) -> NoReturn:
         raise TypeError(
@@ -160,6 +162,8 @@ class HeadracePluginManager(pluggy.PluginManager):
                 plugin_name = super().register(plugin, name)
             except (ValueError, pluggy.PluginValidationError) as exc:
                 raise PluginError(f"plugin {label!r} could not be registered: {exc}") from exc
+            finally:
+                self._parsed_opts = None
             if plugin_name is not None:
                 record.hooks = hooks
                 self._registered[plugin_name] = record
@@ -191,12 +195,26 @@ class HeadracePluginManager(pluggy.PluginManager):
         except pluggy.PluginValidationError as exc:
             raise PluginError(str(exc)) from exc
 
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> Any:
+        """pluggy's parsing, answered from what ``_validate_hookimpls`` already parsed for this plugin.
+
+        Parsing is static attribute inspection and is the largest cost of discovery; pluggy's ``register``
+        would repeat it for every attribute of every plugin.
+        """
+        parsed = self._parsed_opts
+        if parsed is not None and parsed[0] is plugin:
+            return parsed[1].get(name)
+        return super().parse_hookimpl_opts(plugin, name)
+
     def _validate_hookimpls(self, plugin: object, label: str) -> list[str]:
         hooks: list[str] = []
-        for attribute in dir(plugin):
+        self._parsed_opts = None
+        found: dict[str, Any] = {}
+        for attribute in _candidate_attributes(plugin):
             options = self.parse_hookimpl_opts(plugin, attribute)
             if options is None:
                 continue
+            found[attribute] = options
             hook_name = options.get("specname") or attribute
             if hook_name not in HOOK_NAMES:
                 close = difflib.get_close_matches(hook_name, HOOK_NAMES, n=1)
@@ -215,6 +233,7 @@ class HeadracePluginManager(pluggy.PluginManager):
                     "each implementation on its own; drop wrapper=True/hookwrapper=True"
                 )
             hooks.append(hook_name)
+        self._parsed_opts = (plugin, found)
         return sorted(hooks)
 
     # -- failures -------------------------------------------------------------------------------
@@ -374,6 +393,14 @@ def _registrations_from(hook_name: str, expected: type[Registration], result: ob
         if not isinstance(item, expected):
             raise TypeError(f"{hook_name} must return {expected.__name__} objects, got {type(item).__name__}")
     return items
+
+
+def _candidate_attributes(plugin: object) -> list[str]:
+    """Names that could hold a hook implementation. Of a module only its routines: pluggy accepts
+    nothing else there, and a plugin module's namespace is mostly imports."""
+    if isinstance(plugin, types.ModuleType):
+        return [name for name, value in vars(plugin).items() if inspect.isroutine(value)]
+    return dir(plugin)
 
 
 def _normalize(name: str) -> str:
