@@ -154,20 +154,25 @@ class FlowRun(_UpdatedRow, Base):
     task_runs: Mapped[list[TaskRun]] = relationship(back_populates="flow_run", lazy="raise", passive_deletes=True)
 
 
-class FlowRunState(Base):
-    """One entry in a flow run's state history."""
+class _StateRow:
+    """The columns of one state in a run's history (flow run or task run): a ``State`` on the wire."""
 
-    __tablename__ = "flow_run_states"
-    __table_args__ = (sa.Index("ix_flow_run_states__flow_run_id_timestamp", "flow_run_id", "timestamp"),)
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_new_id)
-    flow_run_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("flow_runs.id", ondelete="CASCADE"))
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_new_id, sort_order=-1)
     type: Mapped[StateType] = mapped_column(str_enum(StateType))
     name: Mapped[str]
     timestamp: Mapped[datetime] = mapped_column(default=utcnow)
     message: Mapped[str | None] = mapped_column(sa.Text())
     state_details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     data: Mapped[Any | None]
+
+
+class FlowRunState(_StateRow, Base):
+    """One entry in a flow run's state history."""
+
+    __tablename__ = "flow_run_states"
+    __table_args__ = (sa.Index("ix_flow_run_states__flow_run_id_timestamp", "flow_run_id", "timestamp"),)
+
+    flow_run_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("flow_runs.id", ondelete="CASCADE"))
 
     flow_run: Mapped[FlowRun] = relationship(back_populates="states", lazy="raise", foreign_keys=[flow_run_id])
 
@@ -215,20 +220,13 @@ class TaskRun(_UpdatedRow, Base):
     )
 
 
-class TaskRunState(Base):
+class TaskRunState(_StateRow, Base):
     """One entry in a task run's state history; its id is the client's, so re-ingestion is a no-op."""
 
     __tablename__ = "task_run_states"
     __table_args__ = (sa.Index("ix_task_run_states__task_run_id_timestamp", "task_run_id", "timestamp"),)
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=_new_id)
     task_run_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("task_runs.id", ondelete="CASCADE"))
-    type: Mapped[StateType] = mapped_column(str_enum(StateType))
-    name: Mapped[str]
-    timestamp: Mapped[datetime] = mapped_column(default=utcnow)
-    message: Mapped[str | None] = mapped_column(sa.Text())
-    state_details: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    data: Mapped[Any | None]
 
     task_run: Mapped[TaskRun] = relationship(back_populates="states", lazy="raise", foreign_keys=[task_run_id])
 
