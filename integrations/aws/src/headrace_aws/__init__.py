@@ -1,0 +1,5 @@
+"""AWS for headrace."""
+
+from headrace_aws.__about__ import __version__
+
+__all__ = ["__version__"]

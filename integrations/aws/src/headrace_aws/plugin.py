@@ -1,0 +1,1 @@
+"""headrace-aws hook implementations (filled in by issue 6)."""

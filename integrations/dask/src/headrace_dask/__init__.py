@@ -1,0 +1,5 @@
+"""Dask for headrace."""
+
+from headrace_dask.__about__ import __version__
+
+__all__ = ["__version__"]

@@ -1,0 +1,1 @@
+"""headrace-dask hook implementations (filled in by issue 7)."""
