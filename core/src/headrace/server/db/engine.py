@@ -25,6 +25,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from headrace.server.db.sqlite_writer import begin_immediate, inline_connector
 from headrace.server.db.types import json_dumps
 
 if TYPE_CHECKING:
@@ -106,15 +107,23 @@ def create_sqlite_engine(url: URL, settings: Settings, *, role: Literal["write",
     if not memory and url.database:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     pool: dict[str, Any] = {}
-    if not memory and role == "write":
-        pool = {"pool_size": 1, "max_overflow": 0, "pool_timeout": settings.server_database_sqlite_busy_timeout}
+    # The writer of a database file runs its statements inline on the event loop (see sqlite_writer).
+    inline = not memory and role == "write"
+    if inline:
+        pool = {
+            "pool_size": 1,
+            "max_overflow": 0,
+            "pool_timeout": settings.server_database_sqlite_busy_timeout,
+            "async_creator": inline_connector(_sqlite_uri(url)),
+        }
     engine = create_async_engine(
         url,
         echo=settings.server_database_echo,
         json_serializer=json_dumps,
         **pool,
     )
-    busy_ms = int(settings.server_database_sqlite_busy_timeout * 1000)
+    busy_timeout = settings.server_database_sqlite_busy_timeout
+    busy_ms = int(busy_timeout * 1000)
     readonly = role == "read"
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -130,14 +139,32 @@ def create_sqlite_engine(url: URL, settings: Settings, *, role: Literal["write",
             cursor.execute("PRAGMA foreign_keys = ON")
             if readonly:
                 cursor.execute("PRAGMA query_only = ON")
+            if inline:
+                # Configured (above) with the usual wait; from now on the inline writer must never wait inside
+                # SQLite, which would stop the event loop: begin_immediate waits for the lock instead.
+                cursor.execute("PRAGMA busy_timeout = 0")
         finally:
             cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        if inline:
+            begin_immediate(connection.connection.driver_connection, busy_timeout)
+        else:
+            connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _sqlite_uri(url: URL) -> str:
+    """A ``file:`` URI for sqlite3 from a SQLAlchemy SQLite URL (its query options become URI parameters)."""
+    from urllib.parse import quote, urlencode
+
+    database = url.database or ""
+    if database.startswith("file:"):
+        return database
+    query = {key: value for key, value in url.query.items() if key != "uri"}
+    return f"file:{quote(database)}" + (f"?{urlencode(query, doseq=True)}" if query else "")
 
 
 # ----------------------------------------------------------------------------------------- PostgreSQL
