@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from headrace.cli import api_keys
+from headrace.cli import api_keys, encryption
 from headrace.cli.output import fail
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ app = typer.Typer(help="Run and manage the headrace server.", no_args_is_help=Tr
 database_app = typer.Typer(help="Manage the server database: migrations and reset.", no_args_is_help=True)
 app.add_typer(database_app, name="database")
 app.add_typer(api_keys.app, name="api-key")
+app.add_typer(encryption.app, name="encryption")
 
 
 def _run(action: Callable[[Database], Awaitable[str | None]]) -> tuple[str, str | None]:

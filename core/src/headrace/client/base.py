@@ -15,6 +15,15 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from uuid import UUID
 
 from headrace.schemas.base import Page
+from headrace.schemas.blocks import (
+    BlockDocument,
+    BlockDocumentCreate,
+    BlockDocumentFilter,
+    BlockDocumentUpdate,
+    BlockTypeCreate,
+    BlockTypeFilter,
+    BlockTypeInfo,
+)
 from headrace.schemas.logs import Log, LogCreate, LogFilter
 from headrace.schemas.runs import (
     Flow,
@@ -95,4 +104,33 @@ class OrchestrationClient(Protocol):
         Equivalent to :meth:`ingest_task_run_records` / :meth:`ingest_logs` on the parsed records; the
         HTTP client sends the bytes as they are, so the shipper never serializes a record twice.
         """
+        ...
+
+    # blocks: typed configuration documents; secrets read as '********' unless ``include_secrets``
+    async def create_block_type(self, block_type: BlockTypeCreate) -> BlockTypeInfo:
+        """Register a block type, or update the metadata of the one with its slug."""
+        ...
+
+    async def read_block_types(self, type_filter: BlockTypeFilter | None = None) -> Page[BlockTypeInfo]: ...
+
+    async def create_block_document(self, document: BlockDocumentCreate) -> BlockDocument:
+        """Save a new document (its type and schema are registered too); ``ApiError`` 409 if the name is taken."""
+        ...
+
+    async def read_block_document(self, document_id: UUID, *, include_secrets: bool = False) -> BlockDocument:
+        """One document; ``ApiError`` 404 if there is none, 403 for secrets without write scope."""
+        ...
+
+    async def read_block_document_by_name(
+        self, type_slug: str, name: str, *, include_secrets: bool = False
+    ) -> BlockDocument: ...
+
+    async def read_block_documents(self, document_filter: BlockDocumentFilter) -> Page[BlockDocument]: ...
+
+    async def update_block_document(self, document_id: UUID, update: BlockDocumentUpdate) -> BlockDocument:
+        """Replace a document's data; secret leaves sent as '********' keep their stored values."""
+        ...
+
+    async def delete_block_document(self, document_id: UUID) -> None:
+        """Delete a document; ``ApiError`` 409 (naming them) while other documents refer to it."""
         ...

@@ -37,6 +37,15 @@ from headrace.schemas.runs import SetStateRequest, TaskRunRecord
 
 if TYPE_CHECKING:
     from headrace.schemas.base import Page
+    from headrace.schemas.blocks import (
+        BlockDocument,
+        BlockDocumentCreate,
+        BlockDocumentFilter,
+        BlockDocumentUpdate,
+        BlockTypeCreate,
+        BlockTypeFilter,
+        BlockTypeInfo,
+    )
     from headrace.schemas.logs import Log, LogFilter
     from headrace.schemas.runs import (
         Flow,
@@ -50,6 +59,7 @@ if TYPE_CHECKING:
     )
     from headrace.schemas.states import State
     from headrace.server.db import Database  # noqa: TID251 - types only; embedded mode is the server in-process
+    from headrace.server.security.encryption import BlockCipher  # noqa: TID251 - types only, as above
     from headrace.settings import Settings
 
 __all__ = ["EmbeddedClient", "dispose_shared_databases"]
@@ -69,6 +79,7 @@ class EmbeddedClient:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._database: Database | None = None
+        self._cipher: BlockCipher | None = None
         self._owned = False
         self._depth = 0
 
@@ -202,6 +213,75 @@ class EmbeddedClient:
 
         async with self._call() as database:
             return await log_operations.read_logs(database, log_filter)
+
+    def cipher(self) -> BlockCipher:
+        """What encrypts block secrets: the key from settings or the key file under ``HEADRACE_HOME``."""
+        if self._cipher is None:
+            from headrace.server.security.encryption import (  # noqa: TID251 - in-process server
+                BlockCipher,
+                EncryptionKeyError,
+            )
+
+            try:
+                self._cipher = BlockCipher(self.settings)
+            except EncryptionKeyError as exc:
+                raise ClientError(str(exc)) from exc
+        return self._cipher
+
+    async def create_block_type(self, block_type: BlockTypeCreate) -> BlockTypeInfo:
+        from headrace.server.operations import blocks  # noqa: TID251 - in-process service layer
+
+        async with self._call() as database:
+            return await blocks.create_block_type(database, block_type)
+
+    async def read_block_types(self, type_filter: BlockTypeFilter | None = None) -> Page[BlockTypeInfo]:
+        from headrace.schemas.blocks import BlockTypeFilter
+        from headrace.server.operations import blocks  # noqa: TID251 - in-process service layer
+
+        async with self._call() as database:
+            return await blocks.read_block_types(database, type_filter or BlockTypeFilter())
+
+    async def create_block_document(self, document: BlockDocumentCreate) -> BlockDocument:
+        from headrace.server.operations import blocks  # noqa: TID251 - in-process service layer
+
+        async with self._call() as database:
+            return await blocks.create_block_document(database, self.cipher(), document)
+
+    async def read_block_document(self, document_id: UUID, *, include_secrets: bool = False) -> BlockDocument:
+        from headrace.server.operations import blocks  # noqa: TID251 - in-process service layer
+
+        async with self._call() as database:
+            return await blocks.read_block_document(
+                database, self.cipher(), document_id, include_secrets=include_secrets
+            )
+
+    async def read_block_document_by_name(
+        self, type_slug: str, name: str, *, include_secrets: bool = False
+    ) -> BlockDocument:
+        from headrace.server.operations import blocks  # noqa: TID251 - in-process service layer
+
+        async with self._call() as database:
+            return await blocks.read_block_document_by_name(
+                database, self.cipher(), type_slug, name, include_secrets=include_secrets
+            )
+
+    async def read_block_documents(self, document_filter: BlockDocumentFilter) -> Page[BlockDocument]:
+        from headrace.server.operations import blocks  # noqa: TID251 - in-process service layer
+
+        async with self._call() as database:
+            return await blocks.read_block_documents(database, self.cipher(), document_filter)
+
+    async def update_block_document(self, document_id: UUID, update: BlockDocumentUpdate) -> BlockDocument:
+        from headrace.server.operations import blocks  # noqa: TID251 - in-process service layer
+
+        async with self._call() as database:
+            return await blocks.update_block_document(database, self.cipher(), document_id, update)
+
+    async def delete_block_document(self, document_id: UUID) -> None:
+        from headrace.server.operations import blocks  # noqa: TID251 - in-process service layer
+
+        async with self._call() as database:
+            await blocks.delete_block_document(database, document_id)
 
     async def ingest_serialized(self, kind: RecordKind, payloads: Sequence[bytes]) -> IngestResult:
         from pydantic import ValidationError

@@ -50,6 +50,15 @@ from headrace import __version__
 from headrace.client.base import ApiError, ApiUnreachable, ClientError, RecordKind
 from headrace.retries import capped_exponential, jittered
 from headrace.schemas.base import Page
+from headrace.schemas.blocks import (
+    BlockDocument,
+    BlockDocumentCreate,
+    BlockDocumentFilter,
+    BlockDocumentUpdate,
+    BlockTypeCreate,
+    BlockTypeFilter,
+    BlockTypeInfo,
+)
 from headrace.schemas.logs import Log, LogCreate, LogFilter
 from headrace.schemas.runs import (
     Flow,
@@ -101,6 +110,8 @@ _STATES = TypeAdapter(list[State])
 _FLOW_RUN_PAGE = TypeAdapter(Page[FlowRun])
 _TASK_RUN_PAGE = TypeAdapter(Page[TaskRun])
 _LOG_PAGE = TypeAdapter(Page[Log])
+_BLOCK_TYPE_PAGE = TypeAdapter(Page[BlockTypeInfo])
+_BLOCK_DOCUMENT_PAGE = TypeAdapter(Page[BlockDocument])
 
 
 class HttpClient:
@@ -398,6 +409,37 @@ class HttpClient:
         response = await self.request("POST", "logs/filter", json=log_filter)
         return _LOG_PAGE.validate_json(response.content)
 
+    async def create_block_type(self, block_type: BlockTypeCreate) -> BlockTypeInfo:
+        return await self._model(BlockTypeInfo, "POST", "block-types", block_type)
+
+    async def read_block_types(self, type_filter: BlockTypeFilter | None = None) -> Page[BlockTypeInfo]:
+        response = await self.request("POST", "block-types/filter", json=type_filter or BlockTypeFilter())
+        return _BLOCK_TYPE_PAGE.validate_json(response.content)
+
+    async def create_block_document(self, document: BlockDocumentCreate) -> BlockDocument:
+        return await self._model(BlockDocument, "POST", "block-documents", document)
+
+    async def read_block_document(self, document_id: UUID, *, include_secrets: bool = False) -> BlockDocument:
+        response = await self.request("GET", f"block-documents/{document_id}", params=_secrets_param(include_secrets))
+        return BlockDocument.model_validate_json(response.content)
+
+    async def read_block_document_by_name(
+        self, type_slug: str, name: str, *, include_secrets: bool = False
+    ) -> BlockDocument:
+        path = f"block-types/{_segment(type_slug)}/block-documents/{_segment(name)}"
+        response = await self.request("GET", path, params=_secrets_param(include_secrets))
+        return BlockDocument.model_validate_json(response.content)
+
+    async def read_block_documents(self, document_filter: BlockDocumentFilter) -> Page[BlockDocument]:
+        response = await self.request("POST", "block-documents/filter", json=document_filter)
+        return _BLOCK_DOCUMENT_PAGE.validate_json(response.content)
+
+    async def update_block_document(self, document_id: UUID, update: BlockDocumentUpdate) -> BlockDocument:
+        return await self._model(BlockDocument, "PATCH", f"block-documents/{document_id}", update)
+
+    async def delete_block_document(self, document_id: UUID) -> None:
+        await self.request("DELETE", f"block-documents/{document_id}")
+
     async def ingest_serialized(self, kind: RecordKind, payloads: Sequence[bytes]) -> IngestResult:
         path = INGEST_PATHS[kind]
         response = await self.request("POST", path, content=b"[" + b",".join(payloads) + b"]")
@@ -417,6 +459,17 @@ def _dumps(value: Any) -> bytes:
     import json
 
     return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _secrets_param(include_secrets: bool) -> dict[str, str] | None:
+    return {"include_secrets": "true"} if include_secrets else None
+
+
+def _segment(text: str) -> str:
+    """``text`` as one URL path segment (a name can never reach another route)."""
+    from urllib.parse import quote
+
+    return quote(text, safe="")
 
 
 def _in_chain(exc: BaseException, kind: type[BaseException]) -> bool:

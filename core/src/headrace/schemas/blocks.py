@@ -18,6 +18,8 @@ the dotted path of the field that holds each one.
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 import re
 from typing import Any
 from uuid import UUID
@@ -37,7 +39,9 @@ __all__ = [
     "BlockSchema",
     "BlockSchemaCreate",
     "BlockTypeCreate",
+    "BlockTypeFilter",
     "BlockTypeInfo",
+    "block_schema_checksum",
 ]
 
 OBFUSCATED = "********"
@@ -48,6 +52,15 @@ REFERENCE_KEY = "$ref"
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 SECRET_PATH_PATTERN = re.compile(r"^(\*|[A-Za-z_][A-Za-z0-9_]*)(\.(\*|[A-Za-z_][A-Za-z0-9_]*))*$")
+
+
+def block_schema_checksum(fields: dict[str, Any]) -> str:
+    """``'sha256:<hex>'`` of the canonical JSON of a block schema's ``fields`` (sorted keys, compact, ASCII).
+
+    The server computes it on its side; clients may compute it to compare a class with a stored schema.
+    """
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return "sha256:" + hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
 
 def _check_slug(value: str, what: str) -> str:
@@ -82,6 +95,15 @@ class BlockTypeInfo(WireModel):
     logo_url: str | None
     created: UtcDatetime
     updated: UtcDatetime
+
+
+class BlockTypeFilter(PaginationFilter):
+    """Block types by slug or by a substring of their slug or name, sorted by slug."""
+
+    slugs: list[str] | None = Field(default=None, description="Only these block types.")
+    name_like: str | None = Field(
+        default=None, max_length=200, description="Case-insensitive substring of the slug or the display name."
+    )
 
 
 class BlockSchemaCreate(ActionModel):

@@ -173,6 +173,13 @@ class ServerSettings(BaseModel):
         default=False, description="Require an API key even before any key exists (health stays open)."
     )
     server_migrate_on_start: bool = Field(default=True, description="Upgrade the database when the server starts.")
+    server_encryption_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Fernet key(s) that encrypt block secrets, comma-separated, the first one encrypting; unset: "
+            "a key file HEADRACE_HOME/encryption.key, created once with mode 0600. Never stored in the database."
+        ),
+    )
 
     @field_validator("server_logging_level", mode="before")
     @classmethod

@@ -61,7 +61,13 @@ def test_upgrade_downgrade_and_reset_the_default_database(home: Path) -> None:
     assert f"is at revision {head_revision()} (head)" in output
     assert "flow_runs" in _tables(db)
 
-    code, output = headrace("server", "database", "downgrade")  # one step: the initial revision
+    code, output = headrace("server", "database", "downgrade")  # one step: back to the initial revision
+    assert code == 0, output
+    assert "is at revision 1eabcfb03d67." in output
+    assert "flow_runs" in _tables(db)
+    assert "block_documents" not in _tables(db)
+
+    code, output = headrace("server", "database", "downgrade")  # one more: nothing left
     assert code == 0, output
     assert "base (no headrace tables)" in output
     assert _tables(db) == set()

@@ -31,6 +31,10 @@ TABLES = {
     "concurrency_limits",
     "concurrency_slots",
     "api_keys",
+    "block_types",
+    "block_schemas",
+    "block_documents",
+    "block_document_references",
 }
 
 

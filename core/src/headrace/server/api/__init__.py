@@ -18,6 +18,7 @@ ROUTER_MODULES = (
     "logs",
     "artifacts",
     "variables",
+    "blocks",
     "concurrency",
     "api_keys",
 )

@@ -41,6 +41,10 @@ __all__ = [
     "ApiKey",
     "Artifact",
     "Base",
+    "BlockDocument",
+    "BlockDocumentReference",
+    "BlockSchema",
+    "BlockType",
     "ConcurrencyLimit",
     "ConcurrencySlot",
     "Flow",
@@ -323,3 +327,74 @@ class ApiKey(_Row, Base):
     scope: Mapped[Scope] = mapped_column(str_enum(Scope))
     last_used: Mapped[datetime | None]
     revoked: Mapped[bool] = mapped_column(default=False)
+
+
+class BlockType(_UpdatedRow, Base):
+    """A kind of block a plugin contributes, by slug; saving a document of it updates its metadata."""
+
+    __tablename__ = "block_types"
+
+    slug: Mapped[str] = mapped_column(unique=True)
+    name: Mapped[str]
+    description: Mapped[str] = mapped_column(sa.Text(), default="")
+    documentation_url: Mapped[str | None]
+    code_example: Mapped[str | None] = mapped_column(sa.Text())
+    logo_url: Mapped[str | None]
+
+
+class BlockSchema(_Row, Base):
+    """One version of a block class's fields, identified within its type by the checksum of ``fields``."""
+
+    __tablename__ = "block_schemas"
+    __table_args__ = (sa.UniqueConstraint("block_type_id", "checksum"),)
+
+    checksum: Mapped[str]
+    block_type_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("block_types.id", ondelete="CASCADE"))
+    fields: Mapped[dict[str, Any]]
+    secret_fields: Mapped[list[str]] = mapped_column(default=list)
+    capabilities: Mapped[list[str]] = mapped_column(default=list)
+    version: Mapped[str | None]
+
+    block_type: Mapped[BlockType] = relationship(lazy="joined", innerjoin=True)
+
+
+class BlockDocument(_UpdatedRow, Base):
+    """A saved block. ``data`` holds the public values (secret leaves read as the obfuscated marker);
+    the secret values are one Fernet token in ``encrypted_secrets`` (see ``headrace.server.security.encryption``),
+    so no secret is ever stored in clear."""
+
+    __tablename__ = "block_documents"
+    __table_args__ = (
+        sa.UniqueConstraint("block_type_id", "name"),
+        sa.Index("ix_block_documents__name", "name"),
+        sa.Index("ix_block_documents__block_schema_id", "block_schema_id"),
+        sa.Index("ix_block_documents__updated", "updated"),
+    )
+
+    name: Mapped[str]
+    block_type_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("block_types.id", ondelete="RESTRICT"))
+    block_schema_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("block_schemas.id", ondelete="RESTRICT"))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    encrypted_secrets: Mapped[bytes | None] = mapped_column(sa.LargeBinary(), doc="Fernet token of the secrets.")
+    is_anonymous: Mapped[bool] = mapped_column(default=False)
+
+    block_type: Mapped[BlockType] = relationship(lazy="joined", innerjoin=True)
+    block_schema: Mapped[BlockSchema] = relationship(lazy="joined", innerjoin=True)
+
+
+class BlockDocumentReference(_Row, Base):
+    """A nested block: the parent's field at ``path`` (dotted) refers to another document.
+
+    Deleting the parent deletes its references; a referenced document cannot be deleted (``RESTRICT``;
+    the API answers 409 naming the parents first).
+    """
+
+    __tablename__ = "block_document_references"
+    __table_args__ = (
+        sa.UniqueConstraint("parent_id", "path"),
+        sa.Index("ix_block_document_references__referenced_id", "referenced_id"),
+    )
+
+    parent_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("block_documents.id", ondelete="CASCADE"))
+    path: Mapped[str]
+    referenced_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("block_documents.id", ondelete="RESTRICT"))
