@@ -95,12 +95,12 @@ def test_hook_that_raises_fails_its_plugin_only(plugin_site: PluginSite) -> None
     )
     manager = plugin_site.manager()
     # Its block type was collected before its storage hook raised; the failure takes all of it away.
-    assert [r.name for r in manager.registrations("headrace_block_types")] == ["flaky-block"]
+    assert "flaky-block" in [r.name for r in manager.registrations("headrace_block_types")]
     record = record_of(manager, "acme-flaky")
     assert record.status is PluginStatus.FAILED
     assert record.error == "headrace_storage_backends raised RuntimeError: bucket listing exploded"
     assert record.provides == []
-    assert manager.registrations("headrace_block_types") == []
+    assert "flaky-block" not in [r.name for r in manager.registrations("headrace_block_types")]
     assert_host_works(manager)
 
 

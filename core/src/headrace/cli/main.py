@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from headrace import __version__
+from headrace.cli import blocks as block_commands
 from headrace.cli import config as config_commands
 from headrace.cli import plugins as plugin_commands
 from headrace.cli import profile as profile_commands
@@ -59,6 +60,7 @@ def build_app() -> typer.Typer:
     app.add_typer(profile_commands.app, name="profile")
     app.add_typer(server_commands.app, name="server")
     app.add_typer(spool_commands.app, name="spool")
+    app.add_typer(block_commands.app, name="block")
     return app
 
 

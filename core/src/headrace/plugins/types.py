@@ -73,6 +73,8 @@ class BlockType(Registration):
     kind: ClassVar[str] = "block type"
 
     documentation_url: str | None = None
+    code_example: str | None = None
+    logo_url: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
