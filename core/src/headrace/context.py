@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from headrace.engine.api import EngineApi
     from headrace.flows import Flow
     from headrace.futures import HeadraceFuture
+    from headrace.results.storage import StorageBlock
     from headrace.settings import Settings
     from headrace.states import State
     from headrace.task_runners import TaskRunner
@@ -89,7 +90,7 @@ class RunDefaults:
     """What a flow run's tasks and subflows inherit unless they say otherwise."""
 
     persist_result: bool | None = None
-    storage: str | None = None
+    storage: str | StorageBlock | None = None
     serializer: Any = None
     log_prints: bool = False
 

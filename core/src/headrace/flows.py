@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from headrace.context import FlowRunInfo
     from headrace.results.serializers import Serializer
+    from headrace.results.storage import StorageBlock
     from headrace.states import State
     from headrace.task_runners import TaskRunner
 
@@ -85,7 +86,7 @@ class Flow(Generic[P, R]):
         task_runner: TaskRunner | str | type[TaskRunner] | None = None,
         validate_parameters: bool = True,
         persist_result: bool | None = None,
-        result_storage: str | None = None,
+        result_storage: str | StorageBlock | None = None,
         result_serializer: str | Serializer | None = None,
         log_prints: bool | None = None,
         on_completion: Sequence[FlowStateHook] | None = None,
@@ -118,6 +119,10 @@ class Flow(Generic[P, R]):
         self.task_runner = task_runner
         self.should_validate_parameters = validate_parameters
         self.persist_result = persist_result
+        if result_storage is not None and not isinstance(result_storage, str):
+            from headrace.results.storage import check_storage_target
+
+            check_storage_target(result_storage, f"flow {self.name!r}")
         self.result_storage = result_storage
         self.result_serializer = result_serializer
         self.log_prints = log_prints
@@ -270,7 +275,7 @@ def flow(
     task_runner: TaskRunner | str | type[TaskRunner] | None = None,
     validate_parameters: bool = True,
     persist_result: bool | None = None,
-    result_storage: str | None = None,
+    result_storage: str | StorageBlock | None = None,
     result_serializer: str | Serializer | None = None,
     log_prints: bool | None = None,
     on_completion: Sequence[FlowStateHook] | None = None,

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from headrace.context import TaskRunContext, TaskRunInfo
     from headrace.futures import HeadraceFuture, HeadraceFutureList
     from headrace.results.serializers import Serializer
+    from headrace.results.storage import StorageBlock
     from headrace.states import State
 
 __all__ = ["Task", "task", "task_input_hash", "unmapped"]
@@ -98,7 +99,7 @@ class Task(Generic[P, R]):
         cache_expiration: timedelta | None = None,
         refresh_cache: bool | None = None,
         persist_result: bool | None = None,
-        result_storage: str | None = None,
+        result_storage: str | StorageBlock | None = None,
         result_serializer: str | Serializer | None = None,
         result_storage_key: str | None = None,
         log_prints: bool | None = None,
@@ -142,6 +143,10 @@ class Task(Generic[P, R]):
                 "drop one of the two"
             )
         self.persist_result = persist_result
+        if result_storage is not None and not isinstance(result_storage, str):
+            from headrace.results.storage import check_storage_target
+
+            check_storage_target(result_storage, f"task {self.name!r}")
         self.result_storage = result_storage
         self.result_serializer = result_serializer
         self.result_storage_key = result_storage_key
@@ -333,7 +338,7 @@ def task(
     cache_expiration: timedelta | None = None,
     refresh_cache: bool | None = None,
     persist_result: bool | None = None,
-    result_storage: str | None = None,
+    result_storage: str | StorageBlock | None = None,
     result_serializer: str | Serializer | None = None,
     result_storage_key: str | None = None,
     log_prints: bool | None = None,

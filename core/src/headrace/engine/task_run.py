@@ -58,6 +58,7 @@ from headrace.states import (
 from headrace.tasks import unmapped
 
 if TYPE_CHECKING:
+    from headrace.results.storage import StorageBlock
     from headrace.results.store import ResultStore
     from headrace.settings import Settings
     from headrace.tasks import Task
@@ -256,11 +257,13 @@ def default_storage_url(settings: Settings) -> str:
     return (Path(settings.home).expanduser().resolve() / "storage").as_uri()
 
 
-def result_store(storage: str | None, serializer: Any, defaults: RunDefaults, settings: Settings) -> ResultStore:
-    from headrace.results import ResultStore, resolve_storage
+def result_store(
+    storage: str | StorageBlock | None, serializer: Any, defaults: RunDefaults, settings: Settings
+) -> ResultStore:
+    from headrace.results import ResultStore, as_result_storage
 
-    url = storage or defaults.storage or default_storage_url(settings)
-    return ResultStore(resolve_storage(url), serializer or defaults.serializer or "pickle")
+    target = storage or defaults.storage or default_storage_url(settings)
+    return ResultStore(as_result_storage(target), serializer or defaults.serializer or "pickle")
 
 
 def _should_persist(task: Task[..., Any], defaults: RunDefaults) -> bool:

@@ -1,7 +1,7 @@
 """Results: where a run's return value is persisted, how it is serialized, and how a state points at it.
 
 * :mod:`~headrace.results.storage` — a storage URL (``file://…``, ``memory://…``, or any protocol a
-  ``headrace_storage_backends`` plugin serves) resolved to an fsspec filesystem.
+  ``headrace_storage_backends`` plugin serves) or a storage block resolved to an fsspec filesystem.
 * :mod:`~headrace.results.serializers` — ``pickle`` (cloudpickle), ``json`` and their ``compressed/`` forms.
 * :mod:`~headrace.results.store` — the stored record (header + payload), the store, and the
   :class:`ResultReference` that goes into ``state.data`` instead of the value.
@@ -16,7 +16,14 @@ from headrace.results.serializers import (
     Serializer,
     get_serializer,
 )
-from headrace.results.storage import ResultStorage, UnknownStorageProtocol, resolve_storage, split_protocol
+from headrace.results.storage import (
+    ResultStorage,
+    StorageBlock,
+    UnknownStorageProtocol,
+    as_result_storage,
+    resolve_storage,
+    split_protocol,
+)
 from headrace.results.store import RESULT_KIND, ResultRecord, ResultReference, ResultStore
 
 __all__ = [
@@ -29,7 +36,9 @@ __all__ = [
     "ResultStorage",
     "ResultStore",
     "Serializer",
+    "StorageBlock",
     "UnknownStorageProtocol",
+    "as_result_storage",
     "get_serializer",
     "resolve_storage",
     "split_protocol",

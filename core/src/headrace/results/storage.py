@@ -5,6 +5,12 @@ include the URL's scheme, loads its factory (only now: listing backends never im
 the filesystem. A path without a scheme is a local path. The built-ins serve ``file``/``local`` and
 ``memory``; a plugin adds ``s3``, ``gs``, … the same way.
 
+A *storage block* (:class:`StorageBlock`: any object with ``result_storage() -> ResultStorage``, such as
+``LocalFileSystem`` or a plugin's ``S3Bucket``) is accepted wherever a URL is, because a URL cannot carry
+credentials. :func:`as_result_storage` turns either into a :class:`ResultStorage`, and remembers a block's
+storage under its URL, so that a result reference written through the block (references hold only the
+URL) is read back through the same credentials in this process.
+
 Keys are ``/``-separated paths under the URL. Writes are atomic where the filesystem allows it (local files
 are written to a temporary name and renamed), so a reader never sees half a result.
 """
@@ -16,7 +22,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -24,7 +30,15 @@ if TYPE_CHECKING:
     from headrace.plugins.manager import HeadracePluginManager
     from headrace.plugins.types import StorageBackend
 
-__all__ = ["ResultStorage", "UnknownStorageProtocol", "resolve_storage", "split_protocol"]
+__all__ = [
+    "ResultStorage",
+    "StorageBlock",
+    "UnknownStorageProtocol",
+    "as_result_storage",
+    "check_storage_target",
+    "resolve_storage",
+    "split_protocol",
+]
 
 
 class UnknownStorageProtocol(ValueError):
@@ -89,8 +103,59 @@ class ResultStorage:
             self.filesystem.rm_file(self.path(key))
 
 
-_cache: dict[tuple[str, tuple[tuple[str, Any], ...]], ResultStorage] = {}
+@runtime_checkable
+class StorageBlock(Protocol):
+    """Anything that knows where results go, with whatever credentials that takes: a storage block.
+
+    Pass one as ``result_storage=`` to a flow or task instead of a URL. ``result_storage()`` may be called
+    once per run, so an implementation should make it cheap (``resolve_storage`` reuses filesystems).
+    """
+
+    def result_storage(self) -> ResultStorage:
+        """The location this block stands for, as a :class:`ResultStorage`."""
+        ...
+
+
+_cache: dict[tuple[str, str], ResultStorage] = {}
 _cache_lock = threading.Lock()
+# The storage of the last storage block used for each URL (see as_result_storage).
+_block_storages: dict[str, ResultStorage] = {}
+
+
+def check_storage_target(value: object, owner: str) -> None:
+    """Raise a clear :class:`TypeError` unless ``value`` can be a ``result_storage`` (``owner`` names the user)."""
+    if value is None or isinstance(value, (str, ResultStorage, StorageBlock)):
+        return
+    raise _not_a_target(value, owner)
+
+
+def _not_a_target(value: object, owner: str) -> TypeError:
+    return TypeError(
+        f"result_storage of {owner} must be a storage URL (for example 'file:///data/results') or a storage "
+        f"block with result_storage() (for example LocalFileSystem(basepath=...)); got {type(value).__name__}"
+    )
+
+
+def as_result_storage(target: str | StorageBlock | ResultStorage) -> ResultStorage:
+    """The :class:`ResultStorage` for a URL, a storage block, or a storage itself.
+
+    A block's storage is remembered under its URL for the rest of the process: ``resolve_storage(url)``
+    (what reading a :class:`~headrace.results.ResultReference` does) then returns it, credentials included.
+    """
+    if isinstance(target, ResultStorage):
+        return target
+    if isinstance(target, str):
+        return resolve_storage(target)
+    if isinstance(target, StorageBlock):
+        storage = target.result_storage()
+        if not isinstance(storage, ResultStorage):
+            raise TypeError(
+                f"{type(target).__name__}.result_storage() returned {type(storage).__name__}, not a ResultStorage"
+            )
+        with _cache_lock:
+            _block_storages[storage.url] = storage
+        return storage
+    raise _not_a_target(target, "a run")
 
 
 def resolve_storage(url: str, *, manager: HeadracePluginManager | None = None, **storage_options: Any) -> ResultStorage:
@@ -98,13 +163,15 @@ def resolve_storage(url: str, *, manager: HeadracePluginManager | None = None, *
 
     ``storage_options`` are passed to the backend's filesystem factory along with what the URL itself
     carries (for protocols whose filesystem parses options out of URLs). Resolved storages are reused
-    within a process.
+    within a process. Without options, a storage block's storage remembered for ``url`` (see
+    :func:`as_result_storage`) is returned.
     """
     url = _normalize_url(url)
-    cache_key = (url, tuple(sorted(storage_options.items())))
+    cache_key = (url, _options_key(storage_options))
     if manager is None:
         with _cache_lock:
-            cached = _cache.get(cache_key)
+            cached = None if storage_options else _block_storages.get(url)
+            cached = cached or _cache.get(cache_key)
         if cached is not None:
             return cached
     protocol, _ = split_protocol(url)
@@ -120,6 +187,13 @@ def resolve_storage(url: str, *, manager: HeadracePluginManager | None = None, *
         with _cache_lock:
             _cache[cache_key] = storage
     return storage
+
+
+def _options_key(options: dict[str, Any]) -> str:
+    # Options may nest (client_kwargs={...}): a canonical JSON text is hashable where the dicts are not.
+    import json
+
+    return json.dumps(options, sort_keys=True, default=repr) if options else ""
 
 
 def _normalize_url(url: str) -> str:

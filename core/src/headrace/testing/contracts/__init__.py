@@ -19,6 +19,9 @@ suite                      the fixture to provide               what it checks
                            runner                               flows using it end to end
 :class:`StorageContract`   ``storage_url``: a fresh location    reads/writes/keys, result records,
                            (URL) served by the backend          persisted and cached task results
+:class:`NotifierContract`  ``notifier``, ``delivered``,         delivery (sync, async), failures as
+                           ``failing_notifier``,                NotificationError, no secret in
+                           ``unreachable_notifier``             messages, logs or reprs, round trips
 =========================  ===================================  =====================================
 
 Capability flags (class attributes) say what an implementation does *not* do; the suite then checks that
@@ -26,13 +29,22 @@ the limitation is real instead of skipping tests silently. Flow-level tests run 
 ``HEADRACE_HOME`` and the embedded default; override the class-scoped ``headrace_home`` fixture (a
 ``@classmethod`` returning, for instance, a session-scoped folder) to share one database between classes,
 since creating one takes a few seconds.
-The built-in thread pool, process pool, ``file`` and ``memory`` backends pass these same suites.
+The built-in thread pool, process pool, ``file`` and ``memory`` backends, and the built-in notifiers
+(Apprise, webhook) pass these same suites.
 """
 
 from __future__ import annotations
 
 from headrace.testing.contracts.environment import HeadraceEnvironment, read_task_runs
+from headrace.testing.contracts.notifier import Delivery, NotifierContract
 from headrace.testing.contracts.storage import StorageContract
 from headrace.testing.contracts.task_runner import TaskRunnerContract
 
-__all__ = ["HeadraceEnvironment", "StorageContract", "TaskRunnerContract", "read_task_runs"]
+__all__ = [
+    "Delivery",
+    "HeadraceEnvironment",
+    "NotifierContract",
+    "StorageContract",
+    "TaskRunnerContract",
+    "read_task_runs",
+]
