@@ -7,6 +7,7 @@ This is that test: one build, one fresh venv, real pip, and the installed ``head
 
 from __future__ import annotations
 
+import json
 import re
 import tarfile
 import zipfile
@@ -151,3 +152,49 @@ def test_pip_installs_each_extra_from_the_wheelhouse(packaging_venv: Any, instal
             assert plugins[entry_point]["status"] == "active", plugins[entry_point]
             assert plugins[entry_point]["distribution"] == installed["name"]
             assert plugins[entry_point]["reference"] == reference
+
+
+AWS_ISOLATION_CHECK = """
+import json, sys
+from headrace.blocks.registry import block_class_for
+from headrace.plugins.manager import build_plugin_manager
+
+def sdk():
+    return sorted(m for m in sys.modules if m.split(".")[0] in {"boto3", "botocore", "s3fs"})
+
+manager = build_plugin_manager()
+manager.collect_all()
+after_listing = sdk()
+bucket_class = block_class_for("s3-bucket").__name__
+after_lookup = sdk()
+from headrace.results import resolve_storage
+backend = resolve_storage("s3://any-bucket/results").backend
+print(json.dumps({"after_listing": after_listing, "after_lookup": after_lookup, "class": bucket_class,
+                  "backend": backend, "s3fs_loaded": "s3fs" in sys.modules}))
+"""
+
+
+def test_headrace_aws_extra_is_active_and_listing_it_imports_no_aws_sdk(packaging_venv: Any) -> None:
+    """Issue 6: ``pip install --find-links <wheelhouse> "headrace[aws]"`` gives an active ``aws`` plugin whose
+    block types and ``s3`` backend are listed, and listing them imports neither boto3, botocore nor s3fs."""
+    packaging_venv.pip_install("headrace[aws]")
+    aws = packaging_venv.plugins()["aws"]
+    assert aws["status"] == "active", aws
+    assert aws["distribution"] == "headrace-aws"
+    assert set(aws["provides"]) == {
+        "storage backend:s3",
+        "block type:aws-credentials",
+        "block type:s3-bucket",
+        "block type:aws-secret",
+        "block type:lambda-function",
+    }
+    listed = json.loads(packaging_venv.headrace("block", "types", "--json").stdout)
+    block_types = {entry["slug"] for entry in listed}
+    assert {"aws-credentials", "s3-bucket", "aws-secret", "lambda-function"} <= block_types
+    assert packaging_venv.python_json(AWS_ISOLATION_CHECK) == {
+        "after_listing": [],
+        "after_lookup": [],
+        "class": "S3Bucket",
+        "backend": "s3",
+        "s3fs_loaded": True,
+    }
