@@ -308,6 +308,8 @@ def flow_run_steps(call: FlowCall) -> Steps[State]:  # noqa: PLR0912, PLR0915 - 
             raise
         except BaseException as exc:
             error = exc
+        if isinstance(error, (asyncio.CancelledError, KeyboardInterrupt, SystemExit)) and context.task_runner.started:
+            context.task_runner.cancel_pending()  # a cancelled or interrupted flow run starts nothing more
         # every task run it submitted finishes before the flow run does (runs submitted by its tasks too)
         while pending := [future.wrapped for future in tracker.futures if not future.done()]:
             try:

@@ -26,10 +26,11 @@ from headrace.engine.task_run import (
 )
 from headrace.exceptions import UpstreamTaskError
 from headrace.futures import HeadraceFuture, HeadraceFutureList
-from headrace.states import Pending, State
+from headrace.states import Cancelled, Pending, State
 from headrace.tasks import unmapped
 
 if TYPE_CHECKING:
+    from headrace.context import TaskRunInfo
     from headrace.task_runners import TaskRunner
     from headrace.tasks import Task
 
@@ -84,7 +85,7 @@ def submit_task(
                 except UpstreamTaskError as exc:
                     launched = replace(call, wait_for=[], upstream_error=exc, arguments=_strip_futures(call))
                 call.info.parameters = launched.arguments
-            _relay(runner.submit(execute_call, launched), outcome)
+            _relay(runner.submit(execute_call, launched), outcome, info)
         except BaseException as exc:
             outcome.set_exception(exc)
 
@@ -109,8 +110,15 @@ def _strip_futures(call: TaskCall) -> dict[str, Any]:
     return {name: strip(value) for name, value in call.arguments.items()}
 
 
-def _relay(source: concurrent.futures.Future[State], target: concurrent.futures.Future[State]) -> None:
+def _relay(
+    source: concurrent.futures.Future[State], target: concurrent.futures.Future[State], info: TaskRunInfo
+) -> None:
     def copy(done: concurrent.futures.Future[State]) -> None:
+        if done.cancelled():  # the runner cancelled it (the flow run was cancelled): it ends Cancelled
+            state = Cancelled(message="Task run was cancelled by its task runner")
+            report_task_run_state(info, state)
+            target.set_result(state)
+            return
         try:
             target.set_result(done.result())
         except BaseException as exc:

@@ -52,6 +52,13 @@ class TaskRunner(abc.ABC):
         """Release resources; with ``wait``, only after every submitted item has finished."""
         self._started = False
 
+    def cancel_pending(self) -> None:  # noqa: B027 - optional: a runner that cannot cancel keeps the default
+        """Cancel the submitted items that have not started, and start no more (best effort).
+
+        The engine calls this when the flow run is cancelled or interrupted, before it waits for what is left;
+        the futures of cancelled items end cancelled. The default does nothing: every item runs to its end.
+        """
+
     @abc.abstractmethod
     def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
         """Run ``fn(*args)``; return a future of its return value (or of the exception it raised)."""
