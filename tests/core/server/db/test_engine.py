@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -83,14 +86,67 @@ def test_sqlite_pragmas_are_in_effect_on_every_connection(
         assert written == {
             "journal_mode": "wal",
             "foreign_keys": 1,
-            "busy_timeout": 12500,
+            "busy_timeout": 0,  # the inline writer never waits inside SQLite; begin_immediate waits instead
             "synchronous": 2,
             "query_only": 0,
         }
-        assert read == {**written, "query_only": 1}
+        assert read == {**written, "busy_timeout": 12500, "query_only": 1}
 
     asyncio.run(scenario())
     assert (tmp_path / "p" / "headrace.db").is_file()  # the folder was created
+
+
+def _hold_write_lock(path: Path, seconds: float, locked: threading.Event) -> None:
+    """Another writer (as another process would be): holds SQLite's write lock for ``seconds``."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        locked.set()
+        time.sleep(seconds)
+        connection.execute("COMMIT")
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize(("hold", "busy_timeout", "succeeds"), [(0.4, 5.0, True), (1.5, 0.3, False)])
+def test_the_writer_waits_for_another_writer_without_stopping_the_event_loop(
+    settings_for: Callable[..., Settings], tmp_path: Path, hold: float, busy_timeout: float, succeeds: bool
+) -> None:
+    path = tmp_path / "headrace.db"
+    settings = settings_for(f"sqlite:///{path}", server_database_sqlite_busy_timeout=busy_timeout)
+
+    async def scenario() -> tuple[bool, int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        async with Database.from_settings(settings) as database:
+            async with database.write() as session:
+                await session.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+            locked = threading.Event()
+            other = threading.Thread(target=_hold_write_lock, args=(path, hold, locked))
+            other.start()
+            locked.wait(5)
+            ticking = asyncio.create_task(ticker())
+            try:
+                async with database.write() as session:
+                    await session.execute(sa.text("INSERT INTO t VALUES (1)"))
+                wrote = True
+            except sa.exc.OperationalError as error:
+                wrote = "database is locked" not in str(error)  # any other error fails the test below
+            finally:
+                ticking.cancel()
+                await asyncio.to_thread(other.join)
+        return wrote, ticks
+
+    wrote, ticks = asyncio.run(scenario())
+    assert wrote is succeeds
+    # The loop kept running while the writer waited: ~10 ms ticks for the whole wait, not a frozen loop.
+    assert ticks >= min(hold, busy_timeout) / 0.01 / 4
 
 
 def test_in_memory_sqlite_works_for_experiments(settings_for: Callable[..., Settings]) -> None:

@@ -25,6 +25,7 @@ from functools import partial
 from typing import Any
 
 import aiosqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.util import await_
 
 __all__ = ["InlineConnection", "begin_immediate", "inline_connector"]
@@ -75,7 +76,8 @@ def begin_immediate(connection: InlineConnection, busy_timeout: float) -> None:
     """``BEGIN IMMEDIATE``, waiting for another process's write lock without blocking the event loop.
 
     Runs inside SQLAlchemy's greenlet (from its ``begin`` event), so it may await an asyncio sleep.
-    Raises :class:`sqlite3.OperationalError` ("database is locked") once ``busy_timeout`` has passed.
+    Raises SQLAlchemy's :class:`~sqlalchemy.exc.OperationalError` ("database is locked") once ``busy_timeout``
+    has passed.
     """
     deadline = time.monotonic() + busy_timeout
     delay = _RETRY_FIRST_DELAY
@@ -85,6 +87,7 @@ def begin_immediate(connection: InlineConnection, busy_timeout: float) -> None:
             return
         except sqlite3.OperationalError as error:
             if "locked" not in str(error) or time.monotonic() >= deadline:
-                raise
+                # As SQLAlchemy reports every other driver error: callers handle one exception type.
+                raise OperationalError("BEGIN IMMEDIATE", None, error) from None
         await_(asyncio.sleep(delay))
         delay = min(delay * 2, _RETRY_MAX_DELAY)
