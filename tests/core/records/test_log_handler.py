@@ -20,6 +20,10 @@ from headrace.schemas.logs import LogFilter
 @pytest.fixture(autouse=True)
 def _restore_run_loggers() -> Iterator[None]:
     saved = {name: (list(logging.getLogger(name).handlers), logging.getLogger(name).level) for name in RUN_LOGGERS}
+    # Start clean: a flow run earlier in this process (another test) may have installed the handler.
+    for name in RUN_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [h for h in logger.handlers if not isinstance(h, RunLogHandler)]
     yield
     for name, (handlers, level) in saved.items():
         logger = logging.getLogger(name)

@@ -124,9 +124,9 @@ def install_run_log_handler(settings: Settings | None = None) -> RunLogHandler |
         if existing is not None:
             existing.settings = settings
             handler = existing
-            continue
-        handler = handler or RunLogHandler(settings)
-        logger.addHandler(handler)
+        else:
+            handler = handler or RunLogHandler(settings)
+            logger.addHandler(handler)
         if logger.level == logging.NOTSET:
             logger.setLevel(settings.logging_level)
     return handler
