@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from uuid import uuid4
 
 import pytest
-from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretBytes, SecretStr, ValidationError
 
 from headrace.blocks import JSON, Block, BlockInvalid, BlockTypeMismatch, DateTime, Secret, SecretDict, String
 from headrace.blocks.core import kebab_case
@@ -249,3 +249,30 @@ def test_a_stale_document_names_the_block_the_fields_and_the_fix() -> None:
 def test_a_document_of_another_type_is_refused() -> None:
     with pytest.raises(BlockTypeMismatch, match="of type 'string', not 'json'"):
         block_from_document(JSON, document(String, {"value": "x"}))
+
+
+class Keyring(Block):
+    """Secrets inside containers: dotted paths cannot name list items, so each such field is one secret."""
+
+    tokens: dict[str, SecretStr] = Field(default_factory=dict)
+    keys: list[SecretStr] = Field(default_factory=list)
+    logins: list[Login] = Field(default_factory=list)
+    warehouses: list[Warehouse] = Field(default_factory=list)
+    labels: list[str] = Field(default_factory=list)
+    pairs: dict[str, tuple[int, SecretBytes]] = Field(default_factory=dict)
+
+
+def test_a_container_holding_secrets_is_one_secret_field() -> None:
+    assert Keyring.secret_fields() == ["tokens", "keys", "logins", "warehouses", "pairs"]
+    dumped = Keyring(tokens={"a": "t-1"}, keys=["k-1"], logins=[{"user": "u", "password": "l-1"}]).model_dump(
+        mode="json"
+    )
+    for secret in ("t-1", "k-1", "l-1"):
+        assert secret not in str(dumped)
+
+
+def test_secret_bytes_that_are_not_utf8_are_refused_on_save_not_corrupted() -> None:
+    block = Warehouse(host="h", password="p", key=b"\xff\xfe-binary")
+    with pytest.raises(ValueError, match="not UTF-8 text"):
+        wire_data(block, {})
+    assert wire_data(Warehouse(host="h", password="p", key=b"text"), {})["key"] == "text"

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import pytest
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, Field, SecretBytes, SecretStr
 
 from headrace import flow, task
 from headrace.blocks import (
@@ -186,6 +186,40 @@ def test_nested_blocks_are_stored_by_reference(blocks_mode: str, unique: str) ->
         Database.delete(f"shared-{unique}")
 
 
+def test_anonymous_nested_blocks_are_saved_with_their_parent(blocks_mode: str, unique: str) -> None:
+    named = make_database("named.internal")
+    named.save(f"named-{unique}")
+    Pipeline(source=make_database("before.internal"), fallback=named).save(f"edit-{unique}")
+    before = _anonymous_count()
+
+    loaded = Pipeline.load(f"edit-{unique}")
+    loaded.source.host = "after.internal"  # anonymous: it belongs to the pipeline, so the change is saved
+    loaded.source.password = SecretStr("pw-changed")
+    assert loaded.fallback is not None
+    loaded.fallback.host = "not-saved-through-the-parent"  # a named block is saved by its own save()
+    loaded.save(f"edit-{unique}", overwrite=True)
+
+    again = Pipeline.load(f"edit-{unique}")
+    assert again.source.host == "after.internal"
+    assert again.source.password.get_secret_value() == "pw-changed"
+    assert again.source.block_document_id == loaded.source.block_document_id  # updated in place
+    assert again.fallback is not None
+    assert again.fallback.host == "named.internal"
+    assert _anonymous_count() == before
+
+
+def test_a_parent_deleted_then_saved_again_saves_its_nested_block_anew(blocks_mode: str, unique: str) -> None:
+    pipeline = Pipeline(source=make_database("again.internal"))
+    pipeline.save(f"again-{unique}")
+    before = _anonymous_count()
+    Pipeline.delete(f"again-{unique}")
+    assert _anonymous_count() == before - 1  # its anonymous nested block went with it
+
+    pipeline.save(f"again-{unique}")
+    assert _anonymous_count() == before
+    assert Pipeline.load(f"again-{unique}").source.host == "again.internal"
+
+
 def _anonymous_count() -> int:
     async def count(client: OrchestrationClient) -> int:
         page = await client.read_block_documents(
@@ -221,6 +255,33 @@ def test_a_stale_document_raises_a_clear_error(blocks_mode: str, unique: str) ->
 def test_bad_names_are_one_line_errors(blocks_mode: str) -> None:
     with pytest.raises(BlockError, match="lower-case letters"):
         String(value="x").save("Not A Slug")
+
+
+class Keyring(Block):
+    block_type_slug: ClassVar[str] = "test-keyring"
+
+    tokens: dict[str, SecretStr] = Field(default_factory=dict)
+    logins: list[Login] = Field(default_factory=list)
+    raw: SecretBytes | None = None
+
+
+def test_secrets_inside_containers_are_kept_secret_and_round_trip(blocks_mode: str, unique: str) -> None:
+    saved = Keyring(tokens={"a": "tok-in-dict"}, logins=[{"user": "u", "password": "pw-in-list"}])
+    saved.save(f"ring-{unique}")
+    raw = read_raw("test-keyring", f"ring-{unique}")
+    assert raw.data["tokens"] == OBFUSCATED
+    assert raw.data["logins"] == OBFUSCATED
+    loaded = Keyring.load(f"ring-{unique}")
+    assert loaded == saved
+    assert loaded.tokens["a"].get_secret_value() == "tok-in-dict"
+
+
+def test_binary_secret_bytes_are_a_one_line_error(blocks_mode: str, unique: str) -> None:
+    with pytest.raises(BlockError, match=r"^cannot save block .*not UTF-8 text") as caught:
+        Keyring(raw=b"\xff\xfe").save(f"bytes-{unique}")
+    assert "\n" not in str(caught.value)
+    with pytest.raises(BlockNotFound):
+        Keyring.load(f"bytes-{unique}")
 
 
 def test_async_twins(blocks_mode: str, unique: str) -> None:

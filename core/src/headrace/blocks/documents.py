@@ -8,7 +8,7 @@ under another type), 409 on create → :class:`BlockAlreadyExists`, 403 when sec
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID, uuid4
 
 from pydantic import ValidationError
@@ -19,6 +19,7 @@ from headrace.blocks.errors import (
     BlockNotFound,
     BlockSecretsForbidden,
     BlockTypeMismatch,
+    field_problems,
 )
 from headrace.blocks.schema import block_field_paths, block_schema_create, block_type_create, secret_field_paths
 from headrace.blocks.serialization import block_from_document, nested_blocks, wire_data
@@ -45,31 +46,81 @@ def needs_secrets(block_class: type[Block]) -> bool:
 async def save_block(
     client: OrchestrationClient, block: Block, name: str, *, overwrite: bool = False, is_anonymous: bool = False
 ) -> UUID:
-    """Save ``block`` as ``name`` (its unsaved nested blocks first, anonymously); returns the document id."""
-    from headrace.blocks.cache import forget_block
+    """Save ``block`` as ``name`` (its anonymous nested blocks first, see :func:`_save_nested`); returns the id."""
+    references = await _save_nested(client, block)
+    return await _save(client, block, name, references, overwrite=overwrite, is_anonymous=is_anonymous)
 
-    block_class = type(block)
-    slug = block_class.block_type_slug
+
+async def _save_nested(client: OrchestrationClient, block: Block) -> dict[str, UUID]:
+    """Save ``block``'s nested blocks that belong to it; return the document id of each, by field path.
+
+    A nested block saved under its own name is a reference to that document, left as it is. One never
+    saved, or saved anonymously along with a parent, belongs to the parent: it is saved with it, so that
+    changes made to it are kept. An anonymous document that is gone (its last parent was deleted or
+    overwritten) is saved anew.
+    """
     references: dict[str, UUID] = {}
     for path, nested in nested_blocks(block).items():
-        if nested.block_document_id is None:
-            await save_block(client, nested, f"anonymous-{uuid4().hex}", is_anonymous=True)
-        assert nested.block_document_id is not None  # set by save_block just above
-        references[path] = nested.block_document_id
-    data = wire_data(block, references)
+        document_id = nested.block_document_id
+        if document_id is None or nested._block_is_anonymous:
+            document_id = await _save_anonymous(client, nested)
+        references[path] = document_id
+    return references
+
+
+async def _save_anonymous(client: OrchestrationClient, block: Block) -> UUID:
+    references = await _save_nested(client, block)
+    document_id = block.block_document_id
+    if document_id is not None:
+        data, create = _wire(block, block.block_document_name or "anonymous", references, is_anonymous=True)
+        try:
+            document = await client.update_block_document(
+                document_id, BlockDocumentUpdate(data=data, block_schema=create.block_schema)
+            )
+        except ApiError as exc:
+            if exc.status != 404:
+                raise _failure(f"cannot save the nested block of type {type(block).block_type_slug!r}", exc) from None
+        else:
+            return document.id
+    return await _save(client, block, f"anonymous-{uuid4().hex}", references, overwrite=False, is_anonymous=True)
+
+
+def _wire(
+    block: Block, name: str, references: dict[str, UUID], *, is_anonymous: bool
+) -> tuple[dict[str, Any], BlockDocumentCreate]:
+    """The document data and the create request for ``block``; a value that cannot be saved is a BlockError."""
+    block_class = type(block)
+    slug = block_class.block_type_slug
     try:
-        schema = block_schema_create(block_class)
+        data = wire_data(block, references)
+    except ValueError as exc:
+        raise BlockError(f"cannot save block {name!r} of type {slug!r}: {exc}") from None
+    try:
         create = BlockDocumentCreate(
             name=name,
             block_type=block_type_create(block_class),
-            block_schema=schema,
+            block_schema=block_schema_create(block_class),
             data=data,
             is_anonymous=is_anonymous,
         )
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise BlockError(f"cannot save block {name!r} of type {slug!r}: {where}: {first['msg']}") from None
+        raise BlockError(f"cannot save block {name!r} of type {slug!r}: {field_problems(exc)[0]}") from None
+    return data, create
+
+
+async def _save(
+    client: OrchestrationClient,
+    block: Block,
+    name: str,
+    references: dict[str, UUID],
+    *,
+    overwrite: bool,
+    is_anonymous: bool,
+) -> UUID:
+    from headrace.blocks.cache import forget_block
+
+    slug = type(block).block_type_slug
+    data, create = _wire(block, name, references, is_anonymous=is_anonymous)
     try:
         document = await client.create_block_document(create)
     except ApiError as exc:
@@ -80,7 +131,7 @@ async def save_block(
         existing = await _read(client, slug, name, include_secrets=False)
         try:
             document = await client.update_block_document(
-                existing.id, BlockDocumentUpdate(data=data, block_schema=schema)
+                existing.id, BlockDocumentUpdate(data=data, block_schema=create.block_schema)
             )
         except ApiError as update_error:
             raise _failure(f"cannot overwrite block {name!r} of type {slug!r}", update_error) from None

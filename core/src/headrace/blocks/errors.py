@@ -6,7 +6,12 @@ loads configuration can catch one class. The messages are single lines meant for
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from headrace.exceptions import HeadraceError
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 __all__ = [
     "BlockAlreadyExists",
@@ -16,7 +21,20 @@ __all__ = [
     "BlockSecretsForbidden",
     "BlockTypeMismatch",
     "UnknownBlockType",
+    "field_problems",
 ]
+
+
+def field_problems(exc: ValidationError) -> list[str]:
+    """One ``"field.path: what is wrong"`` line per problem of a validation error, never showing the input.
+
+    The input may hold a secret (a password of the wrong type, say), so only where and what are told.
+    """
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        where = ".".join(str(part) for part in error["loc"]) or "(the whole block)"
+        problems.append(f"{where}: {error['msg']}")
+    return problems
 
 
 class BlockError(HeadraceError):

@@ -28,6 +28,7 @@ __all__ = [
     "block_schema_create",
     "block_type_create",
     "field_types",
+    "holds_secrets",
     "secret_field_paths",
 ]
 
@@ -72,7 +73,31 @@ def secret_field_paths(model: type[BaseModel], prefix: str = "", _seen: frozense
                 paths.append(f"{path}.*")
             elif _is_subclass(kind, BaseModel) and not _is_subclass(kind, Block) and kind not in _seen:
                 paths.extend(secret_field_paths(kind, f"{path}.", _seen | {model}))
+            elif typing.get_origin(kind) is not None and holds_secrets(kind, _seen | {model}):
+                paths.append(path)  # a container with secrets in its items is one secret leaf, encrypted whole
     return list(dict.fromkeys(paths))  # a union of two models with one secret names it once
+
+
+def holds_secrets(annotation: Any, _seen: frozenset[type] = frozenset()) -> bool:
+    """Whether a value of this type may hold a secret anywhere inside: in its items, its fields, its blocks.
+
+    Dotted paths cannot name the items of a list (or the values of a ``dict[str, SecretStr]``), so a
+    container field that holds secrets is a secret as a whole. A block inside a container is no
+    reference either (only a field holding one block is): it travels inline, with its own secrets.
+    """
+    for kind in field_types(annotation):
+        if is_secret_leaf(kind) or _is_subclass(kind, SecretDict):
+            return True
+        if _is_subclass(kind, BaseModel):
+            if kind not in _seen and any(
+                holds_secrets(info.annotation, _seen | {kind}) for info in kind.model_fields.values()
+            ):
+                return True
+        elif typing.get_origin(kind) not in (None, typing.Literal) and any(
+            holds_secrets(argument, _seen) for argument in typing.get_args(kind) if argument is not Ellipsis
+        ):
+            return True
+    return False
 
 
 def block_field_paths(

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel, Secret, SecretBytes, SecretStr, ValidationError
+from pydantic_core import PydanticSerializationError
 
-from headrace.blocks.errors import BlockInvalid, BlockTypeMismatch
+from headrace.blocks.errors import BlockInvalid, BlockTypeMismatch, field_problems
 from headrace.blocks.schema import block_field_paths
 from headrace.blocks.secrets import INCLUDE_SECRETS
 from headrace.schemas.blocks import REFERENCE_KEY, BlockDocument
@@ -23,7 +24,12 @@ from headrace.schemas.blocks import REFERENCE_KEY, BlockDocument
 if TYPE_CHECKING:
     from headrace.blocks.core import Block
 
-__all__ = ["block_from_document", "nested_blocks", "reveal_secrets", "wire_data"]
+__all__ = ["NOT_UTF8", "block_from_document", "nested_blocks", "reveal_secrets", "wire_data"]
+
+NOT_UTF8 = (
+    "a SecretBytes value is not UTF-8 text, so it cannot be saved as it is: store binary data base64-encoded "
+    "(in a SecretStr)"
+)
 
 B = TypeVar("B", bound="Block")
 
@@ -50,7 +56,11 @@ def _reveal(value: Any, dumped: Any, block_class: type) -> Any:
     if isinstance(value, (SecretStr, Secret)):
         revealed = value.get_secret_value()
     elif isinstance(value, SecretBytes):
-        revealed = value.get_secret_value().decode("utf-8", errors="replace")
+        try:
+            revealed = value.get_secret_value().decode("utf-8")
+        except UnicodeDecodeError:
+            # It would come back as other bytes (the JSON form of SecretBytes is UTF-8 text), so refuse.
+            raise ValueError(NOT_UTF8) from None
     elif isinstance(value, block_class):
         pass  # a nested block revealed its own secrets
     elif isinstance(value, BaseModel):
@@ -77,8 +87,14 @@ def nested_blocks(model: BaseModel, prefix: str = "") -> dict[str, Block]:
 
 
 def wire_data(block: Block, references: dict[str, UUID]) -> dict[str, Any]:
-    """The document ``data`` for ``block``: secrets in clear, nested blocks as references by id."""
-    data: dict[str, Any] = block.model_dump(mode="json", context={INCLUDE_SECRETS: True})
+    """The document ``data`` for ``block``: secrets in clear, nested blocks as references by id.
+
+    A value that cannot travel as JSON and come back the same raises :class:`ValueError`.
+    """
+    try:
+        data: dict[str, Any] = block.model_dump(mode="json", context={INCLUDE_SECRETS: True})
+    except PydanticSerializationError as exc:
+        raise ValueError(NOT_UTF8 if NOT_UTF8 in str(exc) else str(exc).splitlines()[0]) from None
     for path, document_id in references.items():
         _set_path(data, path, {REFERENCE_KEY: str(document_id)})
     return data
@@ -116,10 +132,7 @@ def _nested_class(accepted: list[type[Block]], slug: str) -> type[Block]:
 
 
 def _invalid(block_class: type[Block], document: BlockDocument, exc: ValidationError) -> BlockInvalid:
-    problems = []
-    for error in exc.errors(include_url=False, include_input=False):
-        where = ".".join(str(part) for part in error["loc"]) or "(the whole block)"
-        problems.append(f"{where}: {error['msg']}")
+    problems = field_problems(exc)
     slug = block_class.block_type_slug
     shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
     return BlockInvalid(

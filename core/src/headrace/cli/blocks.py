@@ -221,7 +221,7 @@ def create_block(
     from pydantic import ValidationError
 
     from headrace.blocks.api import run_blocking
-    from headrace.blocks.errors import BlockAlreadyExists, BlockError
+    from headrace.blocks.errors import BlockAlreadyExists, BlockError, field_problems
     from headrace.client.base import ApiError, ClientError
     from headrace.settings import SettingsError
 
@@ -250,11 +250,7 @@ def create_block(
     try:
         block = block_class.model_validate(data)
     except ValidationError as exc:
-        lines = []
-        for error in exc.errors(include_url=False, include_input=False):
-            where = ".".join(str(part) for part in error["loc"]) or "(the whole block)"
-            lines.append(f"{block_type} field {where}: {error['msg']}")
-        fail("\n".join(lines))
+        fail("\n".join(f"{block_type} field {problem}" for problem in field_problems(exc)))
     try:
         document_id = run_blocking(_save, block, name, overwrite)
     except BlockAlreadyExists:

@@ -265,6 +265,40 @@ def test_nested_blocks_are_stored_by_reference_and_read_recursively(api: httpx.C
     assert api.get(f"/block-documents/{credentials['id']}").status_code == 404
 
 
+def test_anonymous_nested_documents_leave_with_the_last_document_that_held_them(api: httpx.Client) -> None:
+    def anonymous(name: str, **data: Any) -> dict[str, Any]:
+        body = document(name, {"user": "u", "password": PASSWORD, **data}, slug="credentials", is_anonymous=True)
+        body["block_schema"] = block_schema("credentials", secret_fields=["password"])
+        return create(api, body)
+
+    def exists(item: dict[str, Any]) -> bool:
+        return api.get(f"/block-documents/{item['id']}").status_code == 200
+
+    inner = anonymous("anonymous-inner")
+    outer = anonymous("anonymous-outer", inner={"$ref": inner["id"]})
+    named = create(api, document("named-creds", {"user": "u", "password": PASSWORD}))
+    first = create(api, document("first", {"credentials": {"$ref": outer["id"]}}, slug="s3-bucket"))
+    second = create(api, document("second", {"credentials": {"$ref": outer["id"]}}, slug="s3-bucket"))
+
+    # Deleting one of two holders keeps the shared anonymous documents.
+    assert api.delete(f"/block-documents/{first['id']}").status_code == 204
+    assert exists(outer)
+    assert exists(inner)
+    # Overwriting the last holder with another nested block drops them, level by level; a named one stays.
+    replaced = api.patch(f"/block-documents/{second['id']}", json={"data": {"credentials": {"$ref": named["id"]}}})
+    assert replaced.status_code == 200, replaced.text
+    assert not exists(outer)
+    assert not exists(inner)
+    assert api.delete(f"/block-documents/{second['id']}").status_code == 204
+    assert exists(named)
+
+    # Deleting the holder drops its anonymous document too.
+    again = anonymous("anonymous-again")
+    holder = create(api, document("holder", {"credentials": {"$ref": again["id"]}}, slug="s3-bucket"))
+    assert api.delete(f"/block-documents/{holder['id']}").status_code == 204
+    assert not exists(again)
+
+
 # ------------------------------------------------------------------------------- scopes for secrets
 
 
@@ -352,3 +386,25 @@ def test_the_database_holds_no_secret_in_clear(api: httpx.Client, server_setting
     assert key_file.exists()
     key = key_file.read_text().strip()
     assert key not in stored, "the key is stored in the database it protects"
+
+
+def test_a_schema_registered_with_fewer_secrets_gains_them_and_never_loses_one(
+    api: httpx.Client, server_settings: Settings
+) -> None:
+    # The checksum covers the JSON schema only: an older client may have registered these same fields
+    # with fewer secret paths. A later registration naming more must not store them in clear.
+    api.post("/block-types", json=block_type())
+    first = api.post("/block-schemas", json=block_schema(secret_fields=["token"])).json()
+    created = create(
+        api,
+        {
+            **document("more-secrets", webhook_data()),
+            "block_schema": block_schema(secret_fields=["token", "headers.*"]),
+        },
+    )
+    assert created["block_schema_id"] == first["id"]
+    assert created["data"]["headers"] == {"X-Key": OBFUSCATED}
+    assert api.get(f"/block-schemas/{first['id']}").json()["secret_fields"] == ["token", "headers.*"]
+    fewer = api.post("/block-schemas", json=block_schema(secret_fields=[])).json()
+    assert fewer["secret_fields"] == ["token", "headers.*"]
+    assert HEADER_SECRET not in _all_stored_text(server_settings)

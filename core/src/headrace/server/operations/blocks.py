@@ -197,7 +197,12 @@ async def read_block_types(database: Database, type_filter: BlockTypeFilter) -> 
 async def _upsert_block_schema(
     database: Database, session: AsyncSession, block_type: models.BlockType, schema: BlockSchemaCreate
 ) -> models.BlockSchema:
-    """The schema's row for this type and checksum, inserted if new (the first registration wins)."""
+    """The schema's row for this type and checksum, inserted if new (the first registration wins).
+
+    Except for secrets: the checksum covers the JSON schema only, so a registration that names secret
+    paths the stored row lacks (a client that learned to see more of them) adds them to the row. Secret
+    paths are never removed, so no registration can make later documents store a secret in clear.
+    """
     checksum = block_schema_checksum(schema.fields)
     await session.execute(
         database.insert(models.BlockSchema)
@@ -219,6 +224,10 @@ async def _upsert_block_schema(
         )
     )
     assert row is not None
+    missing = [path for path in schema.secret_fields if path not in row.secret_fields]
+    if missing:
+        row.secret_fields = [*row.secret_fields, *missing]
+        await session.flush()
     return row
 
 
@@ -316,7 +325,57 @@ async def _check_references(session: AsyncSession, references: dict[str, UUID], 
         seen |= frontier
 
 
+async def _referenced_by(session: AsyncSession, parent_id: UUID) -> set[UUID]:
+    rows = await session.scalars(
+        sa.select(models.BlockDocumentReference.referenced_id).where(
+            models.BlockDocumentReference.parent_id == parent_id
+        )
+    )
+    return set(rows.all())
+
+
+async def _drop_orphaned_anonymous(session: AsyncSession, candidates: set[UUID]) -> None:
+    """Delete the anonymous documents among ``candidates`` that no document refers to any more.
+
+    An anonymous document exists only as a nested block of its parent (it was saved along with it): once
+    the parent is deleted or overwritten with another nested block, nobody can reach it, yet it would keep
+    its secrets. Its own anonymous children follow it, level by level.
+    """
+    while candidates:
+        referenced = sa.select(models.BlockDocumentReference.referenced_id).where(
+            models.BlockDocumentReference.referenced_id.in_(candidates)
+        )
+        orphans = set(
+            (
+                await session.scalars(
+                    sa.select(models.BlockDocument.id).where(
+                        models.BlockDocument.id.in_(candidates),
+                        models.BlockDocument.is_anonymous.is_(True),
+                        models.BlockDocument.id.not_in(referenced),
+                    )
+                )
+            ).all()
+        )
+        if not orphans:
+            return
+        candidates = set(
+            (
+                await session.scalars(
+                    sa.select(models.BlockDocumentReference.referenced_id).where(
+                        models.BlockDocumentReference.parent_id.in_(orphans)
+                    )
+                )
+            ).all()
+        )
+        await session.execute(
+            sa.delete(models.BlockDocumentReference).where(models.BlockDocumentReference.parent_id.in_(orphans))
+        )
+        await session.execute(sa.delete(models.BlockDocument).where(models.BlockDocument.id.in_(orphans)))
+
+
 async def _record_references(session: AsyncSession, parent_id: UUID, references: dict[str, UUID]) -> None:
+    """Replace the parent's references; anonymous documents it no longer refers to are dropped."""
+    before = await _referenced_by(session, parent_id)
     await session.execute(
         sa.delete(models.BlockDocumentReference).where(models.BlockDocumentReference.parent_id == parent_id)
     )
@@ -329,6 +388,7 @@ async def _record_references(session: AsyncSession, parent_id: UUID, references:
                 for path, target in sorted(references.items())
             ],
         )
+    await _drop_orphaned_anonymous(session, before - set(references.values()))
 
 
 # ------------------------------------------------------------------------------- reading documents
@@ -531,7 +591,11 @@ async def update_block_document(
 
 
 async def delete_block_document(database: Database, document_id: UUID) -> None:
-    """Delete a document and its references to others; 409 naming the documents that refer to it."""
+    """Delete a document and its references to others; 409 naming the documents that refer to it.
+
+    The anonymous documents it held (nested blocks saved along with it) go with it, unless another
+    document refers to them too.
+    """
     async with database.write() as session:
         row = await session.scalar(sa.select(models.BlockDocument).where(models.BlockDocument.id == document_id))
         if row is None:
@@ -555,7 +619,13 @@ async def delete_block_document(database: Database, document_id: UUID) -> None:
                 kind="block-document-referenced",
                 parents=[{"block_type_slug": slug, "name": name, "path": path} for slug, name, path in parents],
             )
+        children = await _referenced_by(session, row.id)
+        await session.execute(
+            sa.delete(models.BlockDocumentReference).where(models.BlockDocumentReference.parent_id == row.id)
+        )
         await session.delete(row)
+        await session.flush()
+        await _drop_orphaned_anonymous(session, children)
 
 
 # -------------------------------------------------------------------------------------- key rotation
