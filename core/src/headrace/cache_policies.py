@@ -60,16 +60,47 @@ __all__ = [
 
 
 def hash_objects(*objects: Any) -> str:
-    """A stable hex digest of ``objects``: their JSON form when they have one, else their cloudpickle bytes."""
+    """A stable hex digest of ``objects``: their JSON form when they have one, else their cloudpickle bytes.
+
+    Secrets count by a digest of their value (see :func:`_secrets_as_digests`), never as the masked text
+    pydantic prints for them.
+    """
+    return _digest(_secrets_as_digests(objects))
+
+
+def _digest(value: Any) -> str:
     from pydantic_core import PydanticSerializationError, to_json
 
     try:
-        data = bytes(to_json(objects))
+        data = bytes(to_json(value))
     except (PydanticSerializationError, TypeError, ValueError):
         import cloudpickle
 
-        data = bytes(cloudpickle.dumps(objects))
+        data = bytes(cloudpickle.dumps(value))
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _secrets_as_digests(value: Any) -> Any:
+    """``value`` with every secret (anything with ``get_secret_value()``) replaced by a digest of its value.
+
+    Why: pydantic serializes ``SecretStr`` (and blocks' secret fields) as ``**********``, so two credentials
+    blocks differing only in their password would hash alike and share a cache entry. The digest tells
+    them apart without putting the secret itself into a key. Pydantic models are walked field by field for
+    the same reason.
+    """
+    from pydantic import BaseModel
+
+    reveal = getattr(value, "get_secret_value", None)
+    if callable(reveal):
+        return {"$secret": _digest(_secrets_as_digests(reveal()))}
+    if isinstance(value, BaseModel):
+        fields = {name: _secrets_as_digests(field) for name, field in value}
+        return {"$model": f"{type(value).__module__}.{type(value).__qualname__}", "fields": fields}
+    if isinstance(value, dict):
+        return {key: _secrets_as_digests(item) for key, item in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_secrets_as_digests(item) for item in value)
+    return value
 
 
 class CachePolicy:

@@ -61,6 +61,34 @@ def test_a_cache_hit_returns_the_stored_result_without_running(api: Api, storage
     assert reference.load() == 100
 
 
+def test_inputs_that_differ_only_in_a_secret_are_different_inputs(api: Api, storage: str) -> None:
+    from pydantic import BaseModel, SecretStr
+
+    class Login(BaseModel):
+        user: str
+        password: SecretStr
+
+    calls: list[str] = []
+
+    @task(result_storage=storage, cache_policy=INPUTS)
+    def connect(login: Login, token: SecretStr) -> str:
+        calls.append(login.password.get_secret_value() + token.get_secret_value())
+        return calls[-1]
+
+    @flow
+    def logins() -> list[str]:
+        prod, staging = Login(user="etl", password=SecretStr("p")), Login(user="etl", password=SecretStr("s"))
+        return [
+            connect(prod, SecretStr("1")),
+            connect(staging, SecretStr("1")),  # another password: a miss
+            connect(prod, SecretStr("2")),  # another token: a miss
+            connect(Login(user="etl", password=SecretStr("p")), SecretStr("1")),  # equal values: a hit
+        ]
+
+    assert logins() == ["p1", "s1", "p2", "p1"]
+    assert calls == ["p1", "s1", "p2"]
+
+
 def test_the_cache_outlives_the_flow_run(api: Api, storage: str) -> None:
     compute, calls = counting_task(storage, cache_policy=INPUTS)
 
