@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
+from headrace.cli.database import run_on_database
 from headrace.cli.output import console, fail, note, print_json
 
 if TYPE_CHECKING:
@@ -28,42 +29,9 @@ T = TypeVar("T")
 
 def _with_database(action: Callable[[Database], Awaitable[T]]) -> T:
     """Run ``action`` on the configured database, migrated as on server start; failures become one line."""
-    import asyncio
-
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from headrace.server.db import Database, DatabaseConfigError, MigrationError
-    from headrace.server.db.migrate import migrate_on_start
     from headrace.server.errors import Problem
-    from headrace.settings import SettingsError, get_settings
 
-    try:
-        settings = get_settings()
-        database = Database.from_settings(settings)
-    except (SettingsError, DatabaseConfigError) as exc:
-        fail(str(exc))
-
-    async def go() -> T:
-        async with database:
-            await migrate_on_start(database, settings)
-            return await action(database)
-
-    try:
-        return asyncio.run(go())
-    except Problem as problem:
-        fail(problem.detail)
-    except (MigrationError, DatabaseConfigError) as exc:
-        fail(f"{database.display_url}: {exc}")
-    except SQLAlchemyError as exc:
-        cause = getattr(exc, "orig", None) or exc
-        fail(f"{database.display_url}: {_one_line(cause)}")
-    except OSError as exc:
-        fail(f"cannot reach the database {database.display_url}: {_one_line(exc)}")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return run_on_database(action, expected=(Problem,))[0]
 
 
 def _scope(value: str) -> Scope:

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from headrace.cli.output import console, fail
+from headrace.cli.database import run_on_database
+from headrace.cli.output import console
 
 if TYPE_CHECKING:
     from headrace.server.operations.blocks import RotationReport
@@ -54,39 +55,12 @@ def generate_key() -> None:
 
 
 def _rotate(new_key: str | None) -> RotationReport:
-    import asyncio
-
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from headrace.server.db import Database, DatabaseConfigError, MigrationError
-    from headrace.server.db.migrate import migrate_on_start
     from headrace.server.operations.blocks import rotate_encryption_key
     from headrace.server.security.encryption import EncryptionKeyError
-    from headrace.settings import SettingsError, get_settings
+    from headrace.settings import get_settings
 
-    try:
-        settings = get_settings()
-        database = Database.from_settings(settings)
-    except (SettingsError, DatabaseConfigError) as exc:
-        fail(str(exc))
-
-    async def go() -> RotationReport:
-        async with database:
-            await migrate_on_start(database, settings)
-            return await rotate_encryption_key(database, settings, new_key)
-
-    try:
-        return asyncio.run(go())
-    except EncryptionKeyError as exc:
-        fail(str(exc))
-    except (MigrationError, DatabaseConfigError) as exc:
-        fail(f"{database.display_url}: {exc}")
-    except SQLAlchemyError as exc:
-        fail(f"{database.display_url}: {_one_line(getattr(exc, 'orig', None) or exc)}")
-    except OSError as exc:
-        fail(f"cannot rotate the encryption key: {_one_line(exc)}")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return run_on_database(
+        lambda database: rotate_encryption_key(database, get_settings(), new_key),
+        expected=(EncryptionKeyError,),
+        os_error="cannot rotate the encryption key",
+    )[0]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from headrace.cli import api_keys, encryption
+from headrace.cli.database import run_on_database
 from headrace.cli.output import fail
 
 if TYPE_CHECKING:
@@ -26,38 +27,9 @@ app.add_typer(encryption.app, name="encryption")
 
 
 def _run(action: Callable[[Database], Awaitable[str | None]]) -> tuple[str, str | None]:
-    """Run ``action`` on the configured database; any failure becomes one line on stderr."""
-    import asyncio
-
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from headrace.server.db import Database, DatabaseConfigError, MigrationError
-    from headrace.settings import SettingsError, get_settings
-
-    try:
-        database = Database.from_settings(get_settings())
-    except (SettingsError, DatabaseConfigError) as exc:
-        fail(str(exc))
-
-    async def go() -> str | None:
-        async with database:
-            return await action(database)
-
-    try:
-        revision = asyncio.run(go())
-    except (MigrationError, DatabaseConfigError) as exc:
-        fail(f"{database.display_url}: {exc}")
-    except SQLAlchemyError as exc:
-        cause = getattr(exc, "orig", None) or exc
-        fail(f"{database.display_url}: {_one_line(cause)}")
-    except OSError as exc:
-        fail(f"cannot reach the database {database.display_url}: {_one_line(exc)}")
-    return database.display_url, revision
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    """Run ``action`` (a migration step) on the configured database; any failure becomes one line on stderr."""
+    revision, url = run_on_database(action, migrate=False)
+    return url, revision
 
 
 def _describe(revision: str | None) -> str:
