@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from headrace import flow, get_run_logger, runtime, task
 from headrace.exceptions import FailedRun, MissingContextError, ParameterValidationError
+from headrace.retries import exponential_backoff
 from headrace.states import Completed, Failed, State
 
 from .conftest import Api
@@ -313,6 +314,30 @@ def test_flow_retries_are_applied_by_the_server(api: Api) -> None:
     assert names.count("AwaitingRetry") == 2
     assert names[-1] == "Completed"
     assert api.flow_run(run_id(state)).run_count == 3
+
+
+@pytest.mark.parametrize(
+    ("delays", "expected"), [([0.0, 0.4], [0.0, 0.4]), (exponential_backoff(backoff_factor=0.2), [0.2, 0.4])]
+)
+def test_flow_retry_delays_may_differ_per_retry(api: Api, delays: Any, expected: list[float]) -> None:
+    calls: list[int] = []
+
+    @flow(retries=2, retry_delay_seconds=delays)
+    def flaky_flow() -> int:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("try again")
+        return len(calls)
+
+    state = flaky_flow(return_state=True)
+    assert state.result() == 3
+    assert api.flow_run(run_id(state)).retry_delay_seconds == expected
+    waits = [
+        (s.state_details.scheduled_time - s.timestamp).total_seconds()
+        for s in api.flow_run_states(run_id(state))
+        if s.name == "AwaitingRetry" and s.state_details.scheduled_time is not None
+    ]
+    assert waits == pytest.approx(expected, abs=0.01)
 
 
 def test_flow_retries_run_out(api: Api) -> None:

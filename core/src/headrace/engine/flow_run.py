@@ -208,13 +208,12 @@ def flow_run_steps(call: FlowCall) -> Steps[State]:  # noqa: PLR0912, PLR0915 - 
     tags = list(dict.fromkeys([*(parent_flow_run.tags if parent_flow_run else []), *flow.tags]))
     info = FlowRunInfo(id=new_id(), name="", flow_name=flow.name, parameters={}, tags=tags)
     policy = flow.retry_policy
-    first_delay = policy.retry_delay_seconds
     create = {
         "id": info.id,
         "flow_name": flow.name,
         "tags": tags,
         "max_retries": policy.retries,
-        "retry_delay_seconds": first_delay[0] if isinstance(first_delay, list) and first_delay else first_delay or 0.0,
+        "retry_delay_seconds": policy.retry_delay_seconds or 0.0,
         "retry_jitter_factor": policy.retry_jitter_factor,
     }
 

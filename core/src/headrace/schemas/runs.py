@@ -6,7 +6,7 @@ import enum
 from typing import Any
 from uuid import UUID, uuid4
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, NonNegativeFloat, field_validator, model_validator
 
 from headrace.schemas.base import MAX_INTEGER, ActionModel, PaginationFilter, UtcDatetime, WireModel
 from headrace.schemas.states import State, StateType
@@ -57,7 +57,9 @@ class FlowRunCreate(ActionModel):
     max_retries: int = Field(
         default=0, ge=0, le=MAX_INTEGER, description="Flow-level retries the server applies on failure."
     )
-    retry_delay_seconds: float = Field(default=0.0, ge=0)
+    retry_delay_seconds: NonNegativeFloat | list[NonNegativeFloat] = Field(
+        default=0.0, description="Seconds before each retry: one number for all, or one per retry (the last repeats)."
+    )
     retry_jitter_factor: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
@@ -86,7 +88,7 @@ class FlowRun(WireModel):
     parent_task_run_id: UUID | None
     concurrency_limits: list[str]
     max_retries: int
-    retry_delay_seconds: float
+    retry_delay_seconds: float | list[float]
     retry_jitter_factor: float | None
     created: UtcDatetime
     updated: UtcDatetime

@@ -34,7 +34,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from headrace.schemas.artifacts import ArtifactType
 from headrace.schemas.auth import Scope
 from headrace.schemas.states import StateType, utcnow
-from headrace.server.db.types import JSON_TYPE, UUID_TYPE, UtcDateTime, str_enum
+from headrace.server.db.types import JSON_TYPE, UUID_TYPE, RetryDelays, UtcDateTime, str_enum
 
 __all__ = [
     "NAMING_CONVENTION",
@@ -138,7 +138,7 @@ class FlowRun(_UpdatedRow, Base):
     parent_task_run_id: Mapped[uuid.UUID | None] = mapped_column(doc="The task run of a subflow's parent.")
     concurrency_limits: Mapped[list[str]] = mapped_column(default=list)
     max_retries: Mapped[int] = mapped_column(default=0)
-    retry_delay_seconds: Mapped[float] = mapped_column(default=0.0)
+    retry_delay_seconds: Mapped[float | list[float]] = mapped_column(RetryDelays(), default=0.0)
     retry_jitter_factor: Mapped[float | None]
 
     infrastructure_pid: Mapped[str | None] = mapped_column(doc="Where the run executes, for cancellation.")

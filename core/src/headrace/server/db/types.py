@@ -7,6 +7,7 @@
   Python ``None`` is stored as SQL ``NULL``.
 - :data:`UUID_TYPE`: native ``uuid`` on PostgreSQL, 32 hex characters on SQLite; always :class:`uuid.UUID`
   in Python.
+- :class:`RetryDelays`: ``retry_delay_seconds`` (one number, or one per retry) stored as a JSON array.
 - :func:`str_enum`: an enum stored as its string values in a ``VARCHAR`` (no native enum type, so adding
   a value never needs a migration).
 - :func:`json_contains_all`: "this JSON array holds every one of these values", e.g. tag filters.
@@ -30,6 +31,7 @@ __all__ = [
     "ENUM_LENGTH",
     "JSON_TYPE",
     "UUID_TYPE",
+    "RetryDelays",
     "UtcDateTime",
     "json_contains_all",
     "json_dumps",
@@ -69,6 +71,28 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
+
+
+class RetryDelays(sa.types.TypeDecorator[Any]):
+    """Retry delays, ``float | list[float]`` in Python, always a JSON *array* in the database.
+
+    Why an array even for one number: SQLite gives a column declared ``JSON`` numeric affinity, so a bare
+    JSON number would come back as a REAL that the JSON type cannot decode. ``[d]`` means what ``d`` means
+    (the last delay repeats), and reads back as ``d``.
+    """
+
+    impl = JSON_TYPE
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None or isinstance(value, list):
+            return value
+        return [float(value)]
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if isinstance(value, list) and len(value) == 1:
+            return float(value[0])
+        return value
 
 
 def str_enum(enum_class: type[enum.Enum]) -> sa.Enum:
