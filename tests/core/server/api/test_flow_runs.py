@@ -226,3 +226,30 @@ def test_openapi_documents_the_flow_run_routes(live_server: Any) -> None:
     set_state = paths["/api/flow-runs/{flow_run_id}/set-state"]["post"]["responses"]
     assert {"200", "201"} <= set(set_state)
     assert "OrchestrationResult" in document["components"]["schemas"]
+
+
+def test_a_replayed_create_answers_with_the_run_whatever_else_changed(api: httpx.Client) -> None:
+    """The run with the id wins over everything the replay would be refused for (or would create)."""
+    run_id = str(uuid.uuid4())
+    first = api.post("/flow-runs", json={"id": run_id, "flow_name": "etl"})
+    assert first.status_code == 201
+    replays = [
+        {"id": run_id, "flow_name": "a-flow-nobody-created"},  # would create a flow
+        {"id": run_id, "flow_id": str(uuid.uuid4())},  # an unknown flow
+        {"id": run_id, "flow_name": "etl", "state": {"type": "PAUSED"}},  # a refused initial state
+    ]
+    for body in replays:
+        again = api.post("/flow-runs", json=body)
+        assert again.status_code == 200, again.text
+        assert again.json() == first.json()
+    assert api.get("/flows/name/a-flow-nobody-created").status_code == 404
+    assert api.post("/flow-runs/filter", json={}).json()["total"] == 1
+
+
+def test_a_refused_initial_state_with_an_idempotency_key_answers_with_the_existing_run(api: httpx.Client) -> None:
+    first = api.post("/flow-runs", json={"flow_name": "etl", "idempotency_key": "k"})
+    again = api.post("/flow-runs", json={"flow_name": "etl", "idempotency_key": "k", "state": {"type": "PAUSED"}})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
+    refused = api.post("/flow-runs", json={"flow_name": "etl", "idempotency_key": "new", "state": {"type": "PAUSED"}})
+    assert refused.status_code == 422

@@ -61,7 +61,12 @@ def test_upgrade_downgrade_and_reset_the_default_database(home: Path) -> None:
     assert f"is at revision {head_revision()} (head)" in output
     assert "flow_runs" in _tables(db)
 
-    code, output = headrace("server", "database", "downgrade")  # one step: back to the initial revision
+    code, output = headrace("server", "database", "downgrade")  # one step: before the flow retry delays
+    assert code == 0, output
+    assert "is at revision 9662788764cf." in output
+    assert "block_documents" in _tables(db)
+
+    code, output = headrace("server", "database", "downgrade", "--revision", "1eabcfb03d67")  # before blocks
     assert code == 0, output
     assert "is at revision 1eabcfb03d67." in output
     assert "flow_runs" in _tables(db)

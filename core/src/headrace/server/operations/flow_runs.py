@@ -25,14 +25,15 @@ from __future__ import annotations
 
 import sys
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload, raiseload
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import joinedload
 
 from headrace.retries import RetryPolicy
 from headrace.schemas.base import Page, utcnow
@@ -283,10 +284,115 @@ async def _lock_slots(session: AsyncSession, names: tuple[str, ...], holder: str
     return _Slots(holder=holder, limit_ids=limit_ids, view=view, held_before=held_before)
 
 
+# ------------------------------------------------------------------------------ prepared statements
+
+
+def _typed(table: sa.Table, names: Sequence[str]) -> dict[str, Any]:
+    return {name: sa.bindparam(name, type_=table.c[name].type) for name in names}
+
+
+_RUNS: sa.Table = models.FlowRun.__table__  # type: ignore[assignment]
+_STATES: sa.Table = models.FlowRunState.__table__  # type: ignore[assignment]
+_FLOWS: sa.Table = models.Flow.__table__  # type: ignore[assignment]
+
+_RUN_INSERT_COLUMNS = (
+    "id",
+    "flow_id",
+    "name",
+    "parameters",
+    "tags",
+    "idempotency_key",
+    "parent_task_run_id",
+    "concurrency_limits",
+    "max_retries",
+    "retry_delay_seconds",
+    "retry_jitter_factor",
+    "expected_start_time",
+    "created",
+    "updated",
+    "state_id",
+    "state_type",
+    "state_name",
+    "state_timestamp",
+    "run_count",
+    "start_time",
+    "end_time",
+    "total_run_time",
+    "next_scheduled_start_time",
+    "pause_keys",
+)
+_RUN_STATE_COLUMNS = (
+    "state_id",
+    "state_type",
+    "state_name",
+    "state_timestamp",
+    "run_count",
+    "start_time",
+    "end_time",
+    "total_run_time",
+    "next_scheduled_start_time",
+    "pause_keys",
+)
+_STATE_COLUMNS = ("id", "flow_run_id", "type", "name", "timestamp", "message", "state_details", "data")
+
+_INSERT_STATE = sa.insert(_STATES).values(_typed(_STATES, _STATE_COLUMNS))
+_FLOW_BY_NAME = sa.select(_FLOWS.c.id).where(_FLOWS.c.name == sa.bindparam("name", type_=_FLOWS.c.name.type))
+_LOCK_RUN = (
+    sa.select(
+        _RUNS.c.id,
+        _RUNS.c.state_id,
+        _RUNS.c.concurrency_limits,
+        _RUNS.c.max_retries,
+        _RUNS.c.retry_delay_seconds,
+        _RUNS.c.retry_jitter_factor,
+        _RUNS.c.run_count,
+        _RUNS.c.start_time,
+        _RUNS.c.end_time,
+        _RUNS.c.total_run_time,
+        _RUNS.c.next_scheduled_start_time,
+        _RUNS.c.pause_keys,
+    )
+    .where(_RUNS.c.id == sa.bindparam("id", type_=_RUNS.c.id.type))
+    .with_for_update(key_share=True)
+)
+_STATES_BY_ID = sa.select(_STATES).where(_STATES.c.id.in_(sa.bindparam("ids", type_=_STATES.c.id.type, expanding=True)))
+
+
+def _update_run(names: Sequence[str]) -> sa.Update:
+    return sa.update(_RUNS).where(_RUNS.c.id == sa.bindparam("key", type_=_RUNS.c.id.type)).values(_typed(_RUNS, names))
+
+
+_UPDATE_RUN = _update_run((*_RUN_STATE_COLUMNS, "updated"))
+_UPDATE_RUN_SCHEDULED = _update_run((*_RUN_STATE_COLUMNS, "expected_start_time", "updated"))
+
+_INSERT_RUN: dict[str, sa.Insert] = {}
+
+
+def _insert_run(database: Database) -> sa.Insert:
+    """``INSERT ... SELECT ... WHERE the flow exists ON CONFLICT DO NOTHING RETURNING id`` for the dialect.
+
+    One statement does what used to take three lookups: it inserts nothing (and returns no row) when
+    the flow is unknown or a run with the id, or with the idempotency key for the flow, exists; only
+    then are those looked up, to answer.
+    """
+    found = _INSERT_RUN.get(database.dialect)
+    if found is None:
+        values = _typed(_RUNS, _RUN_INSERT_COLUMNS)
+        flow_exists = sa.exists().where(_FLOWS.c.id == values["flow_id"])
+        found = _INSERT_RUN[database.dialect] = (
+            database.insert(_RUNS)
+            .from_select(list(_RUN_INSERT_COLUMNS), sa.select(*values.values()).where(flow_exists))
+            .on_conflict_do_nothing()
+            .returning(_RUNS.c.id)
+        )
+    return found
+
+
 # ---------------------------------------------------------------------------------------- writing
 
 
-def _run_facts(row: models.FlowRun) -> RunFacts:
+def _run_facts(row: Any) -> RunFacts:
+    """The run facts from the run's row (an ORM object or a Core row with the same column names)."""
     return RunFacts(
         run_count=row.run_count,
         start_time=row.start_time,
@@ -297,7 +403,7 @@ def _run_facts(row: models.FlowRun) -> RunFacts:
     )
 
 
-def _retry_policy(max_retries: int, delay: float, jitter: float | None) -> RetryPolicy:
+def _retry_policy(max_retries: int, delay: float | list[float], jitter: float | None) -> RetryPolicy:
     return RetryPolicy(retries=max_retries, retry_delay_seconds=delay, retry_jitter_factor=jitter)
 
 
@@ -359,8 +465,10 @@ def _run_values(state: State, facts: RunFacts) -> dict[str, Any]:
     }
 
 
-async def _insert_state(session: AsyncSession, flow_run_id: UUID, state: State) -> None:
-    await session.execute(sa.insert(models.FlowRunState).values(flow_run_id=flow_run_id, **state_row_values(state)))
+async def _insert_state(connection: AsyncConnection, flow_run_id: UUID, state: State) -> None:
+    values = state_row_values(state)
+    values["flow_run_id"] = flow_run_id
+    await connection.execute(_INSERT_STATE, values)
 
 
 _ADJECTIVES = (
@@ -396,27 +504,48 @@ async def _existing_run(session: AsyncSession, data: FlowRunCreate, flow_id: UUI
     )
 
 
+async def _existing_or_refusal(session: AsyncSession, data: FlowRunCreate, flow_id: UUID | None) -> FlowRun | None:
+    """After an insert that inserted nothing (or a refused initial state): the run that exists, if any.
+
+    Looks in the order the API promises: a run with this id wins over an unknown flow (a replay), an
+    unknown flow is a 422 problem, then a run with the idempotency key for the flow.
+    """
+    existing = await _existing_run(session, data, None)
+    if existing is not None:
+        return flow_run_from_row(existing)
+    if flow_id is None:
+        return None
+    if await session.get(models.Flow, flow_id) is None:
+        raise Problem(422, f"flow {flow_id} does not exist; create it first", kind="unknown-flow")
+    existing = await _existing_run(session, data, flow_id)
+    return flow_run_from_row(existing) if existing is not None else None
+
+
 async def create_flow_run(database: Database, data: FlowRunCreate) -> tuple[FlowRun, bool]:
     """Create a flow run, and say whether it was created now (``False``: it existed, and is returned as is).
 
     The initial state (Scheduled now, unless given) passes through the orchestration rules like any
     other, so a run created Pending or Running takes its concurrency slots, and a run created with no
     free slot starts out as AwaitingConcurrencySlot. A refused initial state is a 422 problem.
+
+    The common case is two statements: the run's insert (which also checks that the flow exists and
+    that no run has the id or the idempotency key, see :func:`_insert_run`) and its state's. Only when
+    the insert inserts nothing are the existing run and the flow looked up, to answer.
     """
     async with database.write() as session:
-        existing = await _existing_run(session, data, None)
-        if existing is not None:
-            return flow_run_from_row(existing), False
+        connection = await session.connection()
         if data.flow_id is not None:
             flow_id = data.flow_id
-            if await session.get(models.Flow, flow_id) is None:
-                raise Problem(422, f"flow {flow_id} does not exist; create it first", kind="unknown-flow")
         else:
             assert data.flow_name is not None  # the schema requires one of the two
-            flow_id, _ = await ensure_flow(database, session, data.flow_name)
-        existing = await _existing_run(session, data, flow_id)
-        if existing is not None:
-            return flow_run_from_row(existing), False
+            found = (await connection.execute(_FLOW_BY_NAME, {"name": data.flow_name})).scalar_one_or_none()
+            if found is None:
+                # A new flow: a replay of this create must still not create it, so look for the run first.
+                existing = await _existing_run(session, data, None)
+                if existing is not None:
+                    return flow_run_from_row(existing), False
+                found, _ = await ensure_flow(database, session, data.flow_name)
+            flow_id = found
 
         now = utcnow()
         names = tuple(dict.fromkeys(data.concurrency_limits))
@@ -434,6 +563,10 @@ async def create_flow_run(database: Database, data: FlowRunCreate) -> tuple[Flow
         )
         decision = orchestrate(ctx, FLOW_RUN_POLICY)
         if not decision.persist or decision.run is None:
+            # A run that exists is answered as it is, whatever its initial state would be now.
+            existing_run = await _existing_or_refusal(session, data, flow_id)
+            if existing_run is not None:
+                return existing_run, False
             raise Problem(
                 422,
                 f"the initial state {proposed.name} was refused: {decision.reason}",
@@ -459,18 +592,14 @@ async def create_flow_run(database: Database, data: FlowRunCreate) -> tuple[Flow
             "updated": now,
             **_run_values(state, decision.run),
         }
-        table = models.FlowRun.__table__
-        inserted = (
-            await session.execute(
-                database.insert(table).values(**values).on_conflict_do_nothing().returning(table.c.id)
-            )
-        ).scalar_one_or_none()
+        inserted = (await connection.execute(_insert_run(database), values)).scalar_one_or_none()
         if inserted is None:
-            # PostgreSQL: a concurrent request created the same run (same id or idempotency key) and committed.
-            existing = await _existing_run(session, data, flow_id)
-            assert existing is not None, "a flow run insert conflicted but the run is not found"
-            return flow_run_from_row(existing), False
-        await _insert_state(session, data.id, state)
+            # The run exists (by id or idempotency key; on PostgreSQL perhaps just committed by a concurrent
+            # request), or the flow does not.
+            existing_run = await _existing_or_refusal(session, data, flow_id)
+            assert existing_run is not None, "a flow run insert conflicted but the run is not found"
+            return existing_run, False
+        await _insert_state(connection, data.id, state)
         if slots is not None:
             await slots.write_back(session, now)
         fields = {name: values[name] for name in FlowRun.model_fields if name != "state"}
@@ -486,27 +615,20 @@ async def set_flow_run_state(
     ``state.id`` is the id of another run's state.
     """
     async with database.write() as session:
+        connection = await session.connection()
         # Lock the run first, alone: FOR NO KEY UPDATE serializes proposals for the run without blocking
         # task-run ingest (which only needs its key to stay). The states are read by a second statement:
         # on PostgreSQL a statement that waited for the lock sees the locked row as the previous holder
         # committed it, but rows joined from other tables as they were before, so a join would hand the
         # rules a stale current state (and let two claimers both win Pending).
-        run = await session.scalar(
-            sa.select(models.FlowRun)
-            .options(raiseload(models.FlowRun.state))
-            .where(models.FlowRun.id == flow_run_id)
-            .with_for_update(key_share=True)
-        )
+        run = (await connection.execute(_LOCK_RUN, {"id": flow_run_id})).one_or_none()
         if run is None:
             raise flow_run_not_found(flow_run_id)
         wanted = [request.state.id] if run.state_id is None else [request.state.id, run.state_id]
-        states = {
-            row.id: row
-            for row in await session.scalars(sa.select(models.FlowRunState).where(models.FlowRunState.id.in_(wanted)))
-        }
+        states = {row.id: row for row in await connection.execute(_STATES_BY_ID, {"ids": wanted})}
         applied = states.get(request.state.id)  # the proposal's own row: it was applied before
         if applied is not None:
-            return _replayed(run, applied), False
+            return _replayed(run.id, applied), False
         current_row = states.get(run.state_id) if run.state_id is not None else None
         current = state_from_row(current_row) if current_row is not None else None
         proposed = _for_run(request.state, run.id)
@@ -535,20 +657,23 @@ async def set_flow_run_state(
             return _result(decision, decision.state), False
 
         state = _written_state(decision, ctx, now)
-        await _insert_state(session, run.id, state)
+        await _insert_state(connection, run.id, state)
         values = _run_values(state, decision.run)
+        values["key"] = run.id
+        values["updated"] = now
         if state.type is StateType.SCHEDULED and decision.run.start_time is None:
             values["expected_start_time"] = state.state_details.scheduled_time
-        for name, value in values.items():
-            setattr(run, name, value)
+            await connection.execute(_UPDATE_RUN_SCHEDULED, values)
+        else:
+            await connection.execute(_UPDATE_RUN, values)
         if slots is not None:
             await slots.write_back(session, now)
         return _result(decision, state), True
 
 
-def _replayed(run: models.FlowRun, applied: models.FlowRunState) -> OrchestrationResult:
+def _replayed(flow_run_id: UUID, applied: Any) -> OrchestrationResult:
     """The answer to a proposal that was already applied: the state it wrote. 409 if another run's."""
-    if applied.flow_run_id != run.id:
+    if applied.flow_run_id != flow_run_id:
         raise Problem(
             409, f"state {applied.id} belongs to another flow run; propose a state with a new id", kind="conflict"
         )
