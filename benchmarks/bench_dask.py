@@ -13,6 +13,11 @@ figure                      what is timed                                       
                             ``--tasks`` items and taking the results, the whole flow call: connecting
                             to the scheduler, every task run's records and the workers' record flush
 ``dask_overhead_ratio``     ``dask_flow / dask_raw`` (medians)                                          1.5 x
+``dask_raw_cpu``            CPU seconds of the same raw phase: this process (the scheduler and the          —
+                            client), the Dask workers and the headrace server, added up
+``dask_flow_cpu``           the same for the flow phase                                                    —
+``dask_cpu_ratio``          ``dask_flow_cpu / dask_raw_cpu`` (medians): the overhead in work done,          —
+                            which other load on a shared machine disturbs less than it does wall time
 ==========================  ==========================================================================  ======
 
 Both run on the same ``LocalCluster`` (``--workers`` processes, one thread each), which is started once and
@@ -31,6 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +50,21 @@ def noop(x: int) -> None:
 def _figure(name: str, value: float, unit: str, **extra: Any) -> None:
     line: dict[str, Any] = {"name": name, "value": round(value, 4), "unit": unit, **extra}
     print(json.dumps(line), flush=True)
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds used so far by this process and every process it started (workers, the server)."""
+    import psutil  # a dependency of distributed
+
+    total = 0.0
+    me = psutil.Process()
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:  # ended meanwhile
+            continue
+        total += times.user + times.system
+    return total
 
 
 def measure(tasks: int, repeat: int, workers: int) -> None:
@@ -64,33 +85,40 @@ def measure(tasks: int, repeat: int, workers: int) -> None:
     def mapped(count: int) -> int:
         return len(noop_task.map(range(count)).result())
 
-    def raw(count: int) -> float:
-        started = time.perf_counter()
+    def raw(count: int) -> None:
         client.gather([client.submit(noop, i, pure=False) for i in range(count)])
-        return time.perf_counter() - started
 
-    def through_headrace(count: int) -> float:
-        started = time.perf_counter()
+    def through_headrace(count: int) -> None:
         assert mapped(count) == count
-        return time.perf_counter() - started
+
+    def timed(phase: Callable[[int], None], count: int) -> tuple[float, float]:
+        cpu, started = _cpu_seconds(), time.perf_counter()
+        phase(count)
+        return time.perf_counter() - started, _cpu_seconds() - cpu
 
     try:
         raw(min(tasks, 100))  # warm-up: workers import what the work needs
         through_headrace(min(tasks, 100))
-        raw_times, flow_times = [], []
+        raw_runs, flow_runs = [], []
         for _ in range(repeat):  # interleaved, so that load from elsewhere hits both alike
-            raw_times.append(raw(tasks))
-            flow_times.append(through_headrace(tasks))
+            raw_runs.append(timed(raw, tasks))
+            flow_runs.append(timed(through_headrace, tasks))
         records.flush(timeout=60)
     finally:
         client.close()
         cluster.close()
-    raw_median, flow_median = statistics.median(raw_times), statistics.median(flow_times)
+    raw_median = statistics.median(wall for wall, _ in raw_runs)
+    flow_median = statistics.median(wall for wall, _ in flow_runs)
     common = {"tasks": tasks, "repeat": repeat, "workers": workers}
     _figure("dask_raw", raw_median, "s", **common)
     _figure("dask_flow", flow_median, "s", **common)
     ratio = flow_median / raw_median
     _figure("dask_overhead_ratio", ratio, "x", budget=BUDGET_RATIO, within_budget=ratio <= BUDGET_RATIO, **common)
+    raw_cpu = statistics.median(cpu for _, cpu in raw_runs)
+    flow_cpu = statistics.median(cpu for _, cpu in flow_runs)
+    _figure("dask_raw_cpu", raw_cpu, "s", **common)
+    _figure("dask_flow_cpu", flow_cpu, "s", **common)
+    _figure("dask_cpu_ratio", flow_cpu / raw_cpu, "x", **common)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,10 +4,14 @@ The runner either starts a ``distributed.LocalCluster`` for the flow run (and cl
 connects to the scheduler of a cluster that already runs (``address=``) and leaves it running.
 
 Each submitted item becomes one Dask task whose key starts with the task's name (so the Dask dashboard
-groups them by task). Its outcome reaches the flow as a ``concurrent.futures.Future`` without a thread per
-item: on the Dask client's own event loop, each item is watched until its Dask future is done, and one
-collector fetches the results of every item finished by then in a single ``gather`` (errors and
-cancellations are known to the client already and need no fetch).
+groups them by task). ``submit`` pickles the call in the caller's thread and queues it; on the Dask client's
+own event loop, everything queued by then is handed to the scheduler in one graph update (``client.map``),
+so a ``task.map()`` of many items costs the scheduler a few updates instead of one per item. Each outcome
+reaches the flow as a ``concurrent.futures.Future`` without a thread per item: on that loop, each item is
+watched until its Dask future is done, and one collector fetches the results of every item finished by then
+in a single ``gather`` — having waited a moment (:data:`COLLECT_WAIT`) for more while others still run —
+(errors and cancellations are known to the client already and need no fetch). Worker processes return
+results pickled (see :func:`headrace_dask.worker.run_payload`).
 
 Where records come from: in worker processes the engine reports each task run's states and logs itself,
 through that process's own spool and shipper, to the API named by the flow's settings (which travel with
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import itertools
 import logging
@@ -27,7 +32,15 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from headrace.task_runners import TaskRunner
-from headrace_dask.worker import PROCESS_TOKEN, CallPickler, PluginSettings, flush_records, run_payload
+from headrace_dask.worker import (
+    PROCESS_TOKEN,
+    CallPickler,
+    Payload,
+    PluginSettings,
+    flush_records,
+    result_of,
+    run_payload,
+)
 
 __all__ = ["DaskTaskRunner", "InProcessDaskTaskRunner"]
 
@@ -41,6 +54,13 @@ WORKER_RECORDS_WAIT = 60.0
 #: Attributes of a task call (``headrace.engine.task_run.TaskCall``) that every run of a flow shares: they
 #: are pickled once per runner (see :class:`headrace_dask.worker.CallPickler`).
 SHARED_FIELDS = ("task", "settings", "flow_run", "defaults")
+
+#: While other items are still running, the collector waits up to this long (seconds) for more to finish
+#: before it fetches results — less once ``COLLECT_MAX`` have finished, or every item has: each fetch is a
+#: round trip through the scheduler to the workers, which cost them more than the results themselves did
+#: when fetched one by one. A result can reach the flow this much later than its task finished.
+COLLECT_WAIT = 0.1
+COLLECT_MAX = 256
 
 #: Where a LocalCluster the runner starts serves its HTTP endpoints (and the dashboard, if bokeh is installed):
 #: a free loopback port. Dask's own default, ``:8787``, listens on every interface.
@@ -130,17 +150,19 @@ class DaskTaskRunner(TaskRunner):
         self._client: Any = None  # distributed.Client (whose methods are untyped)
         self._cluster: Any = None  # distributed.LocalCluster, when the runner started one
         self._lock = threading.Lock()
-        self._pending: dict[str, tuple[Any, concurrent.futures.Future[Any]]] = {}  # key: (Dask future, ours)
+        # key: (its Dask future, or None while queued; ours)
+        self._pending: dict[str, tuple[Any, concurrent.futures.Future[Any]]] = {}
         self._cancelled = False
         self._plugins: PluginSettings = ((), False)
         self._pickler = CallPickler()
         self._key_prefix = uuid.uuid4().hex[:16]
         self._numbers = itertools.count()
-        self._to_relay: list[tuple[str, Any, concurrent.futures.Future[Any]]] = []
+        self._queued: list[tuple[str, Payload, concurrent.futures.Future[Any]]] = []  # not handed to Dask yet
         # touched on the client's loop only:
         self._relays: set[asyncio.Future[Any]] = set()
         self._done: list[tuple[str, Any, concurrent.futures.Future[Any]]] = []
         self._collecting = False
+        self._all_in: asyncio.Event | None = None  # set when the collector need not wait for more
 
     def duplicate(self) -> DaskTaskRunner:
         return type(self)(
@@ -246,49 +268,94 @@ class DaskTaskRunner(TaskRunner):
         client = self._client
         assert client is not None
         outer: concurrent.futures.Future[T] = concurrent.futures.Future()
-        if self._cancelled:  # the flow run was cancelled: start nothing more
-            outer.cancel()
-            return outer
         call = args[0] if args else None
         shared = [getattr(call, name, None) for name in SHARED_FIELDS]
         payload = self._pickler.dumps(fn, args, [item for item in shared if item is not None])
         key = f"{_task_label(fn, args)}-{self._key_prefix}-{next(self._numbers)}"
-        dask_future = client.submit(run_payload, payload, PROCESS_TOKEN, self._plugins, key=key, pure=False)
         with self._lock:
-            self._pending[key] = (dask_future, outer)
-            self._to_relay.append((key, dask_future, outer))
-            wake = len(self._to_relay) == 1
-        if wake:  # one wake-up of the client's loop relays every item submitted until it runs
-            client.loop.add_callback(self._start_relays, client)
+            if self._cancelled:  # the flow run was cancelled: start nothing more
+                outer.cancel()
+                return outer
+            self._pending[key] = (None, outer)
+            self._queued.append((key, payload, outer))
+            wake = len(self._queued) == 1
+        if wake:  # one wake-up of the client's loop hands Dask every item queued until it runs
+            client.loop.add_callback(self._submit_queued, client)
         return outer
 
-    def _start_relays(self, client: Any) -> None:
-        """On the client's loop: watch each newly submitted item until its Dask future is done."""
+    def _submit_queued(self, client: Any) -> None:
+        """On the client's loop: hand every queued item to the scheduler in one graph update, and watch each."""
         import distributed.client
 
-        done_callback: Any = distributed.client.done_callback  # awaits a future, then calls back on the loop
         with self._lock:
-            items, self._to_relay = self._to_relay, []
-        for key, dask_future, outer in items:
+            items, self._queued = self._queued, []
+            cancelled = self._cancelled
+        if not items:
+            return
+        if cancelled:  # cancel_pending() has cancelled their futures already
+            self._forget(items)
+            return
+        count = len(items)
+        try:
+            dask_futures: list[Any] = client.map(
+                run_payload,
+                [payload for _, payload, _ in items],
+                [PROCESS_TOKEN] * count,
+                [self._plugins] * count,
+                key=[key for key, _, _ in items],
+                pure=False,
+            )
+        except Exception as exc:  # the client is closing: nothing of this batch will run
+            for _, _, outer in items:
+                _settle(outer, error=exc)
+            self._forget(items)
+            return
+        with self._lock:
+            cancelled = self._cancelled
+            for (key, _, outer), dask_future in zip(items, dask_futures, strict=True):
+                if key in self._pending:
+                    self._pending[key] = (dask_future, outer)
+        if cancelled:  # cancel_pending() ran while they were being submitted: they must not run either
+            cancelling = asyncio.ensure_future(client.cancel(dask_futures, asynchronous=True))
+            self._relays.add(cancelling)
+            cancelling.add_done_callback(self._relays.discard)
+        done_callback: Any = distributed.client.done_callback  # awaits a future, then calls back on the loop
+        for (key, _, outer), dask_future in zip(items, dask_futures, strict=True):
             watch = asyncio.ensure_future(
                 done_callback(dask_future, functools.partial(self._finished, client, (key, dask_future, outer)))
             )
             self._relays.add(watch)  # the loop keeps only weak references to tasks
             watch.add_done_callback(self._relays.discard)
 
+    def _forget(self, items: list[tuple[str, Payload, concurrent.futures.Future[Any]]]) -> None:
+        with self._lock:
+            for key, _, _ in items:
+                self._pending.pop(key, None)
+
     def _finished(self, client: Any, item: tuple[str, Any, concurrent.futures.Future[Any]], _: object) -> None:
         """On the client's loop: an item's Dask future is done; collect it with the others done by now."""
         self._done.append(item)
+        if self._all_in is not None and self._enough_done():
+            self._all_in.set()
         if not self._collecting:
             self._collecting = True
             collector = asyncio.ensure_future(self._collect(client))
             self._relays.add(collector)
             collector.add_done_callback(self._relays.discard)
 
+    def _enough_done(self) -> bool:
+        """Whether the items finished by now are worth a fetch of their own (on the client's loop)."""
+        return len(self._done) >= COLLECT_MAX or len(self._done) >= len(self._pending)
+
     async def _collect(self, client: Any) -> None:
         """Fetch the results of every finished item in one ``gather`` (items finishing meanwhile: the next)."""
         try:
             while self._done:
+                if not self._enough_done():  # others will finish soon: one fetch for all of them
+                    self._all_in = asyncio.Event()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._all_in.wait(), COLLECT_WAIT)
+                    self._all_in = None
                 batch, self._done = self._done, []
                 succeeded = [item for item in batch if item[1].status == "finished"]
                 settled: set[str] = set()
@@ -298,8 +365,8 @@ class DaskTaskRunner(TaskRunner):
                     except BaseException:
                         settled.clear()  # a result went missing meanwhile: settle them one by one below
                     else:
-                        for (key, _, outer), value in zip(succeeded, values, strict=True):
-                            _settle(outer, value=value)
+                        for (key, _, outer), outcome in zip(succeeded, values, strict=True):
+                            _settle_outcome(outer, outcome)
                             settled.add(key)
                 for item in batch:  # errors and cancellations are known here: no round trip
                     if item[0] not in settled:
@@ -313,13 +380,13 @@ class DaskTaskRunner(TaskRunner):
     async def _relay(self, client: Any, key: str, dask_future: Any, outer: concurrent.futures.Future[Any]) -> None:
         """On the client's event loop: settle ``outer`` with one Dask future's outcome (or error)."""
         try:
-            value = await client.gather(dask_future, asynchronous=True)
+            outcome = await client.gather(dask_future, asynchronous=True)
         except (concurrent.futures.CancelledError, asyncio.CancelledError):
             outer.cancel()
         except BaseException as exc:
             _settle(outer, error=exc)
         else:
-            _settle(outer, value=value)
+            _settle_outcome(outer, outcome)
 
     def cancel_pending(self) -> None:
         """Cancel every item not finished yet and refuse new ones: items that have not started never run.
@@ -331,11 +398,14 @@ class DaskTaskRunner(TaskRunner):
         with self._lock:
             self._cancelled = True
             unfinished = [
-                (dask_future, outer) for dask_future, outer in self._pending.values() if not dask_future.done()
+                (dask_future, outer)
+                for dask_future, outer in self._pending.values()
+                if dask_future is None or not dask_future.done()
             ]
-        if client is not None and unfinished:
+        submitted = [dask_future for dask_future, _ in unfinished if dask_future is not None]
+        if client is not None and submitted:
             try:
-                client.cancel([dask_future for dask_future, _ in unfinished])
+                client.cancel(submitted)
             except Exception as exc:  # the scheduler is gone: nothing will run anyway
                 logger.warning("Could not cancel the pending Dask tasks: %s", exc)
         for _, outer in unfinished:
@@ -387,3 +457,13 @@ def _settle(outer: concurrent.futures.Future[Any], *, value: Any = None, error: 
             outer.set_result(value)
     except concurrent.futures.InvalidStateError:
         pass
+
+
+def _settle_outcome(outer: concurrent.futures.Future[Any], outcome: Any) -> None:
+    """Set ``outer``'s outcome from what :func:`headrace_dask.worker.run_payload` returned."""
+    try:
+        value = result_of(outcome)
+    except Exception as exc:  # the result cannot be loaded here (a class this process does not have)
+        _settle(outer, error=exc)
+    else:
+        _settle(outer, value=value)

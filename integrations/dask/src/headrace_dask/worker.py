@@ -1,10 +1,12 @@
 """The boundary between the flow's process and the Dask workers: what travels, and what runs over there.
 
-Work travels as one cloudpickle payload, ``(fn, args)``, made by :class:`CallPickler` in the flow's process.
+Work travels as one pickled payload, ``(fn, args)``, made by :class:`CallPickler` in the flow's process.
 Pickling it ourselves (instead of handing ``fn`` and ``args`` to Dask) matters for code the workers cannot
 import by name — tasks defined in ``__main__``, a notebook or a test file: those modules are registered with
 cloudpickle to travel *by value*. Dask tries the standard pickle first, which would pickle such a function by
-reference and leave the worker unable to load it.
+reference and leave the worker unable to load it. A call that refers to no such code (the usual case: the
+task itself travels separately, see :class:`CallPickler`) is pickled by the standard, C-speed pickler;
+cloudpickle, whose per-object work in Python was most of a submission's cost, handles the rest.
 
 On the worker, :func:`run_payload` unpickles and calls. The first call in a worker *process* (not a worker
 thread of the flow's own process) marks the process as a headrace worker, so that the engine points its run
@@ -23,12 +25,22 @@ import os
 import pickle
 import sys
 import threading
+import types
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["PROCESS_TOKEN", "CallPickler", "Payload", "PluginSettings", "flush_records", "run_payload"]
+__all__ = [
+    "PROCESS_TOKEN",
+    "CallPickler",
+    "Outcome",
+    "Payload",
+    "PluginSettings",
+    "flush_records",
+    "result_of",
+    "run_payload",
+]
 
 #: Different in every process: a call whose token is not this process's runs in a worker process.
 PROCESS_TOKEN = uuid.uuid4().hex
@@ -85,6 +97,35 @@ def _pickler_class() -> type[Any]:
     return SharingPickler
 
 
+#: Objects the standard pickler saves as a reference to their own module (``module.qualname``), not their type's.
+_BY_REFERENCE = (type, types.FunctionType, types.BuiltinFunctionType)
+
+
+class _StandardPickler(pickle.Pickler):
+    """The C pickler, replacing shared objects by their tokens; notes what a worker could not load.
+
+    The standard pickler saves classes and functions, and the classes of instances, as references by name.
+    Where that name's module cannot be imported elsewhere (``__main__``, a notebook, a test file), the worker
+    could not load it: :meth:`reducer_override` notes the module in :attr:`by_value`, and the call then goes
+    to cloudpickle with those modules registered to travel by value. Objects the standard pickler cannot
+    handle at all (lambdas, local functions) raise, with the same outcome.
+    """
+
+    def __init__(self, file: io.BytesIO, by_id: dict[int, str]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.by_id = by_id
+        self.by_value: set[str] = set()
+
+    def persistent_id(self, obj: object) -> str | None:
+        return self.by_id.get(id(obj))
+
+    def reducer_override(self, obj: object) -> Any:
+        module = getattr(obj, "__module__", None) if isinstance(obj, _BY_REFERENCE) else type(obj).__module__
+        if isinstance(module, str) and not _importable_elsewhere(module):
+            self.by_value.add(module)
+        return NotImplemented
+
+
 class CallPickler:
     """Pickles calls for one runner; objects many calls share travel as blobs pickled once.
 
@@ -100,20 +141,21 @@ class CallPickler:
         self._blobs: dict[int, tuple[object, str, bytes]] = {}  # id -> (the object, kept alive; token; blob)
         self._registered: set[str] = set()
 
-    def _register_by_value(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def _register_by_value(self, fn: Callable[..., Any], args: tuple[Any, ...], also: Iterable[str] = ()) -> None:
         import cloudpickle
 
-        for name in set().union(*(_code_modules(item) for item in (fn, *args))) - self._registered:
+        for name in set(also).union(*(_code_modules(item) for item in (fn, *args))) - self._registered:
             module = sys.modules.get(name)
             if module is not None and name != "__main__" and not _importable_elsewhere(name):
                 cloudpickle.register_pickle_by_value(module)
             self._registered.add(name)
 
-    def _blob(self, item: object) -> tuple[str, bytes]:
-        import cloudpickle
-
+    def _blob(self, item: object, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[str, bytes]:
         found = self._blobs.get(id(item))
         if found is None:
+            import cloudpickle
+
+            self._register_by_value(fn, args)  # the shared task carries the user's code
             blob = bytes(cloudpickle.dumps(item))
             with self._lock:
                 found = self._blobs.setdefault(id(item), (item, uuid.uuid4().hex, blob))
@@ -121,14 +163,23 @@ class CallPickler:
 
     def dumps(self, fn: Callable[..., Any], args: tuple[Any, ...], shared: Iterable[object] = ()) -> Payload:
         """``(fn, args)`` as a payload; code in modules workers cannot import travels by value."""
-        self._register_by_value(fn, args)
         by_id: dict[int, str] = {}
         blobs: dict[str, bytes] = {}
         for item in shared:
-            token, blob = self._blob(item)
+            token, blob = self._blob(item, fn, args)
             by_id[id(item)] = token
             blobs[token] = blob
 
+        buffer = io.BytesIO()
+        standard = _StandardPickler(buffer, by_id)
+        try:
+            standard.dump((fn, args))
+        except Exception:  # something only cloudpickle can pickle (a lambda, a local function)
+            pass
+        else:
+            if not standard.by_value:
+                return buffer.getvalue(), blobs
+        self._register_by_value(fn, args, standard.by_value)
         buffer = io.BytesIO()
         _pickler_class()(buffer, by_id).dump((fn, args))
         return buffer.getvalue(), blobs
@@ -185,13 +236,36 @@ class _Unpickler(pickle.Unpickler):
         return _shared_object(pid, self._blobs[pid])
 
 
-def run_payload(payload: Payload, origin: str, plugins: PluginSettings) -> Any:
-    """Runs on a Dask worker: call what :meth:`CallPickler.dumps` packed and return its result."""
-    if origin != PROCESS_TOKEN and _adopted_plugins != plugins:
-        _become_worker(plugins)
+#: What :func:`run_payload` returns: the result pickled (in a worker process), or the result itself in a 1-tuple
+#: (in a worker thread of the flow's own process, where results are shared, not copied).
+Outcome = bytes | tuple[Any]
+
+
+def run_payload(payload: Payload, origin: str, plugins: PluginSettings) -> Outcome:
+    """Runs on a Dask worker: call what :meth:`CallPickler.dumps` packed and return its result (see :data:`Outcome`).
+
+    In a worker process the result travels pickled: Dask then moves plain bytes, instead of sizing and
+    serializing a rich object (a run's state) through its generic machinery for every task.
+    """
     data, blobs = payload
+    if origin == PROCESS_TOKEN:  # a worker thread of the flow's process
+        fn, args = _Unpickler(data, blobs).load()
+        return (fn(*args),)
+    if _adopted_plugins != plugins:
+        _become_worker(plugins)
     fn, args = _Unpickler(data, blobs).load()
-    return fn(*args)
+    result = fn(*args)
+    try:
+        return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # something only cloudpickle can carry (code defined in __main__ or a test file)
+        import cloudpickle
+
+        return bytes(cloudpickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def result_of(outcome: Outcome) -> Any:
+    """In the flow's process: the result inside what :func:`run_payload` returned."""
+    return pickle.loads(outcome) if isinstance(outcome, bytes) else outcome[0]
 
 
 def flush_records(timeout: float) -> bool:
