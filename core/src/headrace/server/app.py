@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from headrace import __version__
-from headrace.server.api import api_router
+from headrace.server.api import include_api
+from headrace.server.api.bodies import document_json_bodies
 from headrace.server.api.dependencies import AuthState
 from headrace.server.db import Database
 from headrace.server.metrics import install_metrics
@@ -60,7 +61,8 @@ def create_app(
     # Read (or made) only when needed, so a server with a read-only HEADRACE_HOME starts without CSRF.
     app.state.csrf_secret = load_or_create_secret(settings.home) if settings.server_csrf_protection_enabled else None
     install_problem_handlers(app)
-    app.include_router(api_router())
+    include_api(app)
+    document_json_bodies(app)
     # Authentication and CSRF run before routing (see headrace.server.security.middleware).
     app.add_middleware(SecurityMiddleware, csrf_protection=settings.server_csrf_protection_enabled)
     if settings.server_metrics_enabled:

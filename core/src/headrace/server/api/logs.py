@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request, Response
 
 from headrace.schemas.base import Page
 from headrace.schemas.logs import Log, LogCreate, LogFilter
 from headrace.schemas.runs import IngestResult
-from headrace.server.api.bodies import TOO_LARGE_RESPONSE, bounded_body_route
+from headrace.server.api.bodies import TOO_LARGE_RESPONSE, JsonBody, bounded_body_route, json_response
 from headrace.server.api.dependencies import DatabaseDep, Read, Write
 from headrace.server.operations import logs as operations
 from headrace.server.problems import PROBLEM_RESPONSES
@@ -24,16 +24,8 @@ router = APIRouter(
     route_class=bounded_body_route(MAX_INGEST_BODY_BYTES),
 )
 
-
-@router.post(
-    "",
-    status_code=201,
-    summary="Store a batch of log lines, idempotently; answered after the commit.",
-)
-async def ingest_logs(
-    database: DatabaseDep,
-    _: Write,
-    logs: Annotated[
+ingest_body = JsonBody[list[LogCreate]](
+    Annotated[
         list[LogCreate],
         Body(
             max_length=operations.MAX_LOGS_PER_REQUEST,
@@ -42,8 +34,21 @@ async def ingest_logs(
             "are counted as duplicates and left as they are.",
         ),
     ],
-) -> IngestResult:
-    return await operations.ingest_logs(database, logs)
+    name="logs",
+    one_step=False,
+)
+"""Read by the route itself, parsed then validated as FastAPI would (see headrace.server.api.bodies)."""
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=IngestResult,
+    summary="Store a batch of log lines, idempotently; answered after the commit.",
+)
+@ingest_body
+async def ingest_logs(database: DatabaseDep, _: Write, request: Request) -> Response:
+    return json_response(await operations.ingest_logs(database, await ingest_body.read(request)), 201)
 
 
 @router.post("/filter", summary="Log lines by run, level and time, in pages.")

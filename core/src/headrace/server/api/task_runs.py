@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Body, status
+from fastapi import APIRouter, Body, Request, Response, status
 
 from headrace.schemas.base import Page
 from headrace.schemas.runs import MAX_INGEST_RECORDS, IngestResult, TaskRun, TaskRunFilter, TaskRunRecord
 from headrace.schemas.states import State
-from headrace.server.api.bodies import bounded_body_route
+from headrace.server.api.bodies import JsonBody, bounded_body_route, json_response
 from headrace.server.api.dependencies import DatabaseDep, Read, Write
 from headrace.server.operations import task_runs as operations
 from headrace.server.problems import PROBLEM_RESPONSES
@@ -25,21 +25,8 @@ router = APIRouter(
     route_class=bounded_body_route(MAX_INGEST_BODY_BYTES),
 )
 
-
-@router.post(
-    "/ingest",
-    status_code=status.HTTP_201_CREATED,
-    summary="Store a batch of task-run state records, idempotently, in one transaction; answered after commit.",
-    description="Each record is one state change of one task run, identified by `state.id`. Task runs are "
-    "created on their first record; a run's current state only ever moves forward (by state timestamp), "
-    "so records may arrive out of order, and any number of times. Records already stored count as "
-    "`duplicates`; records about a flow run that no longer exists are `skipped`. Both are acknowledged.",
-    responses={413: PROBLEM_RESPONSES[422] | {"description": "Content Too Large"}},
-)
-async def ingest_task_run_records(
-    database: DatabaseDep,
-    _: Write,
-    records: Annotated[
+ingest_body = JsonBody[list[TaskRunRecord]](
+    Annotated[
         list[TaskRunRecord],
         Body(
             max_length=MAX_INGEST_RECORDS,
@@ -47,8 +34,27 @@ async def ingest_task_run_records(
             f"{MAX_INGEST_BODY_BYTES // (1024 * 1024)} MiB per request.",
         ),
     ],
-) -> IngestResult:
-    return await operations.ingest_task_run_records(database, records)
+    name="records",
+    one_step=False,
+)
+"""Read by the route itself, parsed then validated as FastAPI would (see headrace.server.api.bodies)."""
+
+
+@router.post(
+    "/ingest",
+    status_code=status.HTTP_201_CREATED,
+    response_model=IngestResult,
+    summary="Store a batch of task-run state records, idempotently, in one transaction; answered after commit.",
+    description="Each record is one state change of one task run, identified by `state.id`. Task runs are "
+    "created on their first record; a run's current state only ever moves forward (by state timestamp), "
+    "so records may arrive out of order, and any number of times. Records already stored count as "
+    "`duplicates`; records about a flow run that no longer exists are `skipped`. Both are acknowledged.",
+    responses={413: PROBLEM_RESPONSES[422] | {"description": "Content Too Large"}},
+)
+@ingest_body
+async def ingest_task_run_records(database: DatabaseDep, _: Write, request: Request) -> Response:
+    result = await operations.ingest_task_run_records(database, await ingest_body.read(request))
+    return json_response(result, status.HTTP_201_CREATED)
 
 
 @router.post("/filter", summary="Task runs by flow run, state, task key, tags and name, sorted, in pages.")

@@ -54,16 +54,26 @@ async def ingest_logs(database: Database, logs: Sequence[LogCreate]) -> IngestRe
     rows = list(unique.values())
     inserted = 0
     if rows:
-        statement = (
-            database.insert(models.Log.__table__)
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(models.Log.__table__.c.id)
-        )
+        statement = _insert_statement(database)
         async with database.write() as session:
             for start in range(0, len(rows), INSERT_CHUNK_ROWS):
                 result = await session.execute(statement, rows[start : start + INSERT_CHUNK_ROWS])
                 inserted += len(result.all())
     return IngestResult(received=len(logs), inserted=inserted, duplicates=len(logs) - inserted)
+
+
+_INSERT_STATEMENTS: dict[str, sa.Insert] = {}
+
+
+def _insert_statement(database: Database) -> sa.Insert:
+    """The ingest INSERT for the database's dialect, built once (SQLAlchemy caches its compiled form by it)."""
+    statement = _INSERT_STATEMENTS.get(database.dialect)
+    if statement is None:
+        table = models.Log.__table__
+        statement = _INSERT_STATEMENTS[database.dialect] = (
+            database.insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
+        )
+    return statement
 
 
 def _filtered(log_filter: LogFilter) -> sa.Select[Any]:
