@@ -14,6 +14,7 @@ in every worker.
 
 from __future__ import annotations
 
+import functools
 import importlib.machinery
 import multiprocessing
 import os
@@ -97,8 +98,14 @@ def _run_payload(payload: bytes) -> bytes:
     return bytes(cloudpickle.dumps(fn(*args)))
 
 
-def _importable_elsewhere(module_name: str) -> bool:
-    """Whether a fresh interpreter with this ``sys.path`` can import ``module_name`` by name."""
+@functools.lru_cache(maxsize=1024)
+def importable_elsewhere(module_name: str) -> bool:
+    """Whether a fresh interpreter with this ``sys.path`` can import ``module_name`` by name.
+
+    For runners whose work travels to other processes: code from a module that cannot be imported there
+    (``__main__``, a notebook, a test file) must travel by value. Shared by the built-in process pool and
+    integrations such as headrace-dask.
+    """
     if module_name == "__main__":
         return False
     top = module_name.partition(".")[0]
@@ -126,7 +133,7 @@ def _dumps(fn: Callable[..., Any], args: tuple[Any, ...]) -> bytes:
 
     for name in set().union(*(_code_modules(item) for item in (fn, *args))):
         module = sys.modules.get(name)
-        if module is not None and name != "__main__" and not _importable_elsewhere(name):
+        if module is not None and name != "__main__" and not importable_elsewhere(name):
             cloudpickle.register_pickle_by_value(module)
     return bytes(cloudpickle.dumps((fn, args)))
 

@@ -19,7 +19,6 @@ until they are acknowledged, so a flow's task runs are readable when the flow ca
 from __future__ import annotations
 
 import functools
-import importlib.machinery
 import io
 import os
 import pickle
@@ -30,6 +29,8 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from headrace.task_runners.process import importable_elsewhere
 
 __all__ = [
     "PROCESS_TOKEN",
@@ -56,20 +57,6 @@ _adopted_plugins: PluginSettings | None = None
 
 
 # -- in the flow's process -----------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=1024)
-def _importable_elsewhere(module_name: str) -> bool:
-    """Whether another interpreter with this ``sys.path`` can import ``module_name`` by name."""
-    if module_name == "__main__":
-        return False
-    top = module_name.partition(".")[0]
-    if top in sys.builtin_module_names:
-        return True
-    try:
-        return importlib.machinery.PathFinder.find_spec(top, sys.path) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def _code_modules(item: Any) -> set[str]:
@@ -121,7 +108,7 @@ class _StandardPickler(pickle.Pickler):
 
     def reducer_override(self, obj: object) -> Any:
         module = getattr(obj, "__module__", None) if isinstance(obj, _BY_REFERENCE) else type(obj).__module__
-        if isinstance(module, str) and not _importable_elsewhere(module):
+        if isinstance(module, str) and not importable_elsewhere(module):
             self.by_value.add(module)
         return NotImplemented
 
@@ -146,7 +133,7 @@ class CallPickler:
 
         for name in set(also).union(*(_code_modules(item) for item in (fn, *args))) - self._registered:
             module = sys.modules.get(name)
-            if module is not None and name != "__main__" and not _importable_elsewhere(name):
+            if module is not None and name != "__main__" and not importable_elsewhere(name):
                 cloudpickle.register_pickle_by_value(module)
             self._registered.add(name)
 

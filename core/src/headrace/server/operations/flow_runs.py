@@ -295,6 +295,18 @@ _RUNS: sa.Table = models.FlowRun.__table__  # type: ignore[assignment]
 _STATES: sa.Table = models.FlowRunState.__table__  # type: ignore[assignment]
 _FLOWS: sa.Table = models.Flow.__table__  # type: ignore[assignment]
 
+_RUN_STATE_COLUMNS = (
+    "state_id",
+    "state_type",
+    "state_name",
+    "state_timestamp",
+    "run_count",
+    "start_time",
+    "end_time",
+    "total_run_time",
+    "next_scheduled_start_time",
+    "pause_keys",
+)
 _RUN_INSERT_COLUMNS = (
     "id",
     "flow_id",
@@ -310,28 +322,7 @@ _RUN_INSERT_COLUMNS = (
     "expected_start_time",
     "created",
     "updated",
-    "state_id",
-    "state_type",
-    "state_name",
-    "state_timestamp",
-    "run_count",
-    "start_time",
-    "end_time",
-    "total_run_time",
-    "next_scheduled_start_time",
-    "pause_keys",
-)
-_RUN_STATE_COLUMNS = (
-    "state_id",
-    "state_type",
-    "state_name",
-    "state_timestamp",
-    "run_count",
-    "start_time",
-    "end_time",
-    "total_run_time",
-    "next_scheduled_start_time",
-    "pause_keys",
+    *_RUN_STATE_COLUMNS,
 )
 _STATE_COLUMNS = ("id", "flow_run_id", "type", "name", "timestamp", "message", "state_details", "data")
 
