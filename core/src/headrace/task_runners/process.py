@@ -14,7 +14,6 @@ in every worker.
 
 from __future__ import annotations
 
-import functools
 import importlib.machinery
 import multiprocessing
 import os
@@ -98,7 +97,6 @@ def _run_payload(payload: bytes) -> bytes:
     return bytes(cloudpickle.dumps(fn(*args)))
 
 
-@functools.lru_cache(maxsize=1024)
 def importable_elsewhere(module_name: str) -> bool:
     """Whether a fresh interpreter with this ``sys.path`` can import ``module_name`` by name.
 

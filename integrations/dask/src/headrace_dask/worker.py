@@ -30,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from headrace.task_runners.process import importable_elsewhere
+from headrace.task_runners.process import importable_elsewhere as _importable_uncached
 
 __all__ = [
     "PROCESS_TOKEN",
@@ -45,6 +45,10 @@ __all__ = [
 
 #: Different in every process: a call whose token is not this process's runs in a worker process.
 PROCESS_TOKEN = uuid.uuid4().hex
+
+#: This process's answers, cached: asked for every submitted call. (Core's function is not cached, because
+#: the answer depends on the working directory and ``sys.path``, which tests of other runners change.)
+_importable_elsewhere = functools.lru_cache(maxsize=1024)(_importable_uncached)
 
 #: ``(disabled plugins, strict)`` of the flow's settings, applied in worker processes.
 PluginSettings = tuple[tuple[str, ...], bool]
@@ -108,7 +112,7 @@ class _StandardPickler(pickle.Pickler):
 
     def reducer_override(self, obj: object) -> Any:
         module = getattr(obj, "__module__", None) if isinstance(obj, _BY_REFERENCE) else type(obj).__module__
-        if isinstance(module, str) and not importable_elsewhere(module):
+        if isinstance(module, str) and not _importable_elsewhere(module):
             self.by_value.add(module)
         return NotImplemented
 
@@ -133,7 +137,7 @@ class CallPickler:
 
         for name in set(also).union(*(_code_modules(item) for item in (fn, *args))) - self._registered:
             module = sys.modules.get(name)
-            if module is not None and name != "__main__" and not importable_elsewhere(name):
+            if module is not None and name != "__main__" and not _importable_elsewhere(name):
                 cloudpickle.register_pickle_by_value(module)
             self._registered.add(name)
 
