@@ -69,7 +69,11 @@ SHARED_LOCK = threading.Lock()
 
 
 def the_lock() -> threading.Lock:
-    return SHARED_LOCK
+    # Looked up through sys.modules, so that the function pickles even when this test module is judged not
+    # importable elsewhere (then it travels by value, and a lock in its globals could not): the test is about
+    # the result not being copied, not about how the function travels.
+    lock: threading.Lock = sys.modules[__name__].SHARED_LOCK
+    return lock
 
 
 def test_plain_calls_skip_cloudpickle_and_the_rest_travel_by_value(scratch: types.ModuleType) -> None:
