@@ -7,9 +7,13 @@ Each figure is one JSON line, for example::
      "budget": 1000, "budget_kind": "min", "within_budget": true}
 
 The server is a real ``headrace server start`` process on a loopback port, as a user runs it. The load
-comes from ``--clients`` concurrent HTTP clients (asyncio tasks sharing one httpx connection pool per
-client, spread over ``--client-processes`` processes so that the load generator is not the bottleneck
-on a small machine). PostgreSQL figures use a fresh database on the server at
+comes from ``--clients`` concurrent clients, each one keep-alive HTTP/1.1 connection (see
+:class:`LoadConnection`), spread over ``--client-processes`` processes so that the load generator is not
+the bottleneck on a small machine. The three phases (creates, transitions, ingest) start and end in lock
+step across processes; each rate is the phase's operations over its wall time, and each line also gives
+the server process's CPU time per operation, which does not depend on how busy the machine is.
+
+PostgreSQL figures use a fresh database on the server at
 ``HEADRACE_TEST_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``) and are skipped,
 with the reason printed, when it cannot be reached. A figure over its budget is reported, never fatal.
 """
@@ -26,13 +30,18 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+INGEST_BATCH = 500
+"""Task-run records per ingest request (the SDK's shipper sends batches of this order)."""
 
 POSTGRES_URL = os.environ.get("HEADRACE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -137,118 +146,202 @@ def rss_mb(pid: int) -> float:
 # ------------------------------------------------------------------------------------------ load
 
 
-def _state(kind: str, name: str | None = None) -> dict[str, Any]:
+def _state(kind: str) -> dict[str, Any]:
     return {
         "id": str(uuid.uuid4()),
         "type": kind,
-        "name": name or kind.capitalize(),
+        "name": kind.capitalize(),
         "timestamp": datetime.now(timezone.utc).isoformat(),
     }
 
 
-async def _client_load(api: str, clients: int, runs_per_client: int, records_per_client: int) -> dict[str, Any]:
-    """One load process: ``clients`` concurrent clients; returns timings for each phase."""
-    import httpx
+class LoadConnection:
+    """One keep-alive HTTP/1.1 connection that POSTs JSON and reads the answer: the load generator's client.
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=api, limits=limits, timeout=60) as http:
-        flow = (await http.post("/flows", json={"name": "bench"})).json()
+    Why not httpx: on a 2-core machine the load generator shares the CPU with the server, and httpx
+    spends about as much CPU per request as the server's hot routes do, so the figures would measure the
+    client. This sends the same requests (method, path, headers, JSON body) as any HTTP client would, at a
+    small fraction of the cost, the way ``wrk`` does for servers in other languages.
+    """
 
-        created: list[list[str]] = [[] for _ in range(clients)]
-        latencies: list[float] = []
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: bytes, prefix: bytes) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._head = b"Host: " + host + b"\r\nContent-Type: application/json\r\nContent-Length: "
+        self._prefix = prefix
 
-        async def create(index: int) -> None:
-            for _ in range(runs_per_client):
-                began = time.perf_counter()
-                response = await http.post("/flow-runs", json={"flow_id": flow["id"]})
-                latencies.append(time.perf_counter() - began)
-                response.raise_for_status()
-                created[index].append(response.json()["id"])
+    @classmethod
+    async def open(cls, api: str) -> LoadConnection:
+        url = urlsplit(api)
+        host, port = url.hostname or "127.0.0.1", url.port or 80
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer, f"{host}:{port}".encode(), url.path.rstrip("/").encode())
 
-        began = time.perf_counter()
-        await asyncio.gather(*(create(index) for index in range(clients)))
-        create_seconds = time.perf_counter() - began
+    async def post(self, path: str, payload: Any) -> tuple[int, bytes]:
+        """POST ``payload`` as JSON to ``path`` (under the API prefix); the status and the body of the answer."""
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        request = b"POST %s%s HTTP/1.1\r\n%s%d\r\n\r\n%s" % (self._prefix, path.encode(), self._head, len(body), body)
+        self._writer.write(request)
+        head = await self._reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        lowered = head.lower()
+        marker = lowered.find(b"\r\ncontent-length:")
+        if marker < 0:
+            raise RuntimeError(f"an answer without Content-Length: {head[:200]!r}")
+        length = int(lowered[marker + 17 : lowered.index(b"\r\n", marker + 2)])
+        answer = await self._reader.readexactly(length)
+        if status >= 300:
+            raise RuntimeError(f"POST {path} answered {status}: {answer[:300]!r}")
+        return status, answer
 
-        transitions = 0
-
-        async def transition(index: int) -> None:
-            nonlocal transitions
-            for run_id in created[index]:
-                for kind in ("PENDING", "RUNNING", "COMPLETED"):
-                    response = await http.post(f"/flow-runs/{run_id}/set-state", json={"state": _state(kind)})
-                    response.raise_for_status()
-                    transitions += 1
-
-        began = time.perf_counter()
-        await asyncio.gather(*(transition(index) for index in range(clients)))
-        transition_seconds = time.perf_counter() - began
-
-        batch = 500
-
-        async def ingest(index: int) -> None:
-            run_id = created[index][0] if created[index] else None
-            sent = 0
-            while sent < records_per_client:
-                size = min(batch, records_per_client - sent)
-                records = [
-                    {
-                        "task_run_id": str(uuid.uuid4()),
-                        "flow_run_id": run_id,
-                        "task_key": "bench.noop",
-                        "name": f"noop-{sent + offset}",
-                        "state": _state("COMPLETED"),
-                    }
-                    for offset in range(size)
-                ]
-                response = await http.post("/task-runs/ingest", json=records)
-                response.raise_for_status()
-                sent += size
-
-        began = time.perf_counter()
-        await asyncio.gather(*(ingest(index) for index in range(clients)))
-        ingest_seconds = time.perf_counter() - began
-
-    return {
-        "runs": sum(len(runs) for runs in created),
-        "create_seconds": create_seconds,
-        "latencies": latencies,
-        "transitions": transitions,
-        "transition_seconds": transition_seconds,
-        "records": clients * records_per_client,
-        "ingest_seconds": ingest_seconds,
-    }
+    def close(self) -> None:
+        self._writer.close()
 
 
-def _load_process(args: tuple[str, int, int, int]) -> dict[str, Any]:
-    return asyncio.run(_client_load(*args))
+class LoadJob(NamedTuple):
+    """What one load process does: ``clients`` connections, each creating, transitioning and ingesting."""
+
+    api: str
+    clients: int
+    runs_per_client: int
+    records_per_client: int
 
 
-def measure_load(api: str, backend: str, *, clients: int, processes: int, runs: int, records: int) -> None:
+def _client_process(job: LoadJob, barrier: Any, results: Any) -> None:
+    """One load process: ``clients`` concurrent connections, in lock step with the others at each phase."""
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    api, clients, runs_per_client, records_per_client = job
+    connections: list[LoadConnection] = loop.run_until_complete(
+        asyncio.gather(*(LoadConnection.open(api) for _ in range(clients)))
+    )
+    flow_id = json.loads(loop.run_until_complete(connections[0].post("/flows", {"name": "bench"}))[1])["id"]
+    created: list[list[str]] = [[] for _ in range(clients)]
+    latencies: list[float] = []
+
+    async def create(index: int) -> None:
+        connection = connections[index]
+        for _ in range(runs_per_client):
+            run_id = str(uuid.uuid4())
+            began = time.perf_counter()
+            await connection.post("/flow-runs", {"id": run_id, "flow_id": flow_id})
+            latencies.append(time.perf_counter() - began)
+            created[index].append(run_id)
+
+    async def transition(index: int) -> None:
+        connection = connections[index]
+        for run_id in created[index]:
+            for kind in ("PENDING", "RUNNING", "COMPLETED"):
+                await connection.post(f"/flow-runs/{run_id}/set-state", {"state": _state(kind)})
+
+    async def ingest(index: int) -> None:
+        connection = connections[index]
+        run_id = created[index][0] if created[index] else None
+        sent = 0
+        while sent < records_per_client:
+            size = min(INGEST_BATCH, records_per_client - sent)
+            records = [
+                {
+                    "task_run_id": str(uuid.uuid4()),
+                    "flow_run_id": run_id,
+                    "task_key": "bench.noop",
+                    "name": f"noop-{sent + offset}",
+                    "state": _state("COMPLETED"),
+                }
+                for offset in range(size)
+            ]
+            await connection.post("/task-runs/ingest", records)
+            sent += size
+
+    try:
+        for phase in (create, transition, ingest):
+            barrier.wait()
+            loop.run_until_complete(asyncio.gather(*(phase(index) for index in range(clients))))
+            barrier.wait()
+        results.put({"latencies": latencies})
+    except BaseException as exc:
+        barrier.abort()
+        results.put({"error": f"{type(exc).__name__}: {exc}"})
+    finally:
+        for connection in connections:
+            connection.close()
+        loop.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` and its threads, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_load(
+    api: str, backend: str, server_pid: int, *, clients: int, processes: int, runs: int, records: int
+) -> None:
+    """Three phases (creates, transitions, ingest), each timed from the first client's start to the last's end."""
+    context = multiprocessing.get_context("spawn")
     per_process = max(1, clients // processes)
-    jobs = [(api, per_process, runs // clients, records // clients)] * processes
-    with multiprocessing.get_context("spawn").Pool(processes) as pool:
-        results = pool.map(_load_process, jobs)
-    # Phases run in lock step only approximately across processes: rates use the slowest process.
-    created = sum(result["runs"] for result in results)
-    create_seconds = max(result["create_seconds"] for result in results)
-    latencies = sorted(latency for result in results for latency in result["latencies"])
-    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan")
-    report("flow_runs_created_per_s", backend, created / create_seconds, runs=created, clients=clients)
+    total_clients = per_process * processes
+    barrier = context.Barrier(processes + 1)
+    results = context.Queue()
+    workers = [
+        context.Process(
+            target=_client_process,
+            args=(LoadJob(api, per_process, runs // total_clients, records // total_clients), barrier, results),
+        )
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    phases: list[tuple[float, float]] = []  # (wall seconds, server CPU seconds)
+    try:
+        for _ in range(3):
+            barrier.wait(timeout=120)
+            began, cpu = time.perf_counter(), cpu_seconds(server_pid)
+            barrier.wait(timeout=600)
+            phases.append((time.perf_counter() - began, cpu_seconds(server_pid) - cpu))
+    except threading.BrokenBarrierError:
+        pass
+    outcomes = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    errors = [outcome["error"] for outcome in outcomes if "error" in outcome]
+    if errors:
+        raise RuntimeError(f"the load failed: {errors[0]}")
+
+    created = total_clients * (runs // total_clients)
+    transitions = created * 3
+    ingested = total_clients * (records // total_clients)
+    (create_s, create_cpu), (transition_s, transition_cpu), (ingest_s, ingest_cpu) = phases
+    latencies = sorted(latency for outcome in outcomes for latency in outcome["latencies"])
+    p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000
+    report(
+        "flow_runs_created_per_s",
+        backend,
+        created / create_s,
+        runs=created,
+        clients=total_clients,
+        server_cpu_ms_per_op=round(create_cpu / created * 1000, 3),
+    )
     report("flow_run_create_p99_ms", backend, p99, median_ms=round(statistics.median(latencies) * 1000, 3))
-    transitions = sum(result["transitions"] for result in results)
     report(
         "flow_run_transitions_per_s",
         backend,
-        transitions / max(result["transition_seconds"] for result in results),
+        transitions / transition_s,
         transitions=transitions,
+        server_cpu_ms_per_op=round(transition_cpu / transitions * 1000, 3),
     )
-    ingested = sum(result["records"] for result in results)
     report(
         "task_run_records_ingested_per_s",
         backend,
-        ingested / max(result["ingest_seconds"] for result in results),
+        ingested / ingest_s,
         records=ingested,
-        batch=500,
+        batch=INGEST_BATCH,
+        server_cpu_ms_per_record=round(ingest_cpu / ingested * 1000, 4),
     )
 
 
@@ -312,6 +405,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
                 measure_load(
                     api,
                     backend,
+                    process.pid,
                     clients=args.clients,
                     processes=args.client_processes,
                     runs=args.runs,
