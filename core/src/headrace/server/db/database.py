@@ -10,9 +10,12 @@ Usage (one :class:`Database` per process and event loop; the server keeps it on 
     await database.dispose()
 
 The write path is what keeps "database is locked" away from clients on SQLite. All writes of a process go
-through one connection, one transaction at a time, behind an :class:`asyncio.Lock` (FIFO, so no writer
-starves); each transaction starts with ``BEGIN IMMEDIATE``, so a writer in *another* process (the
-embedded SDK, a CLI command) is waited for up to the busy timeout instead of failing mid-transaction.
+through one connection, one at a time, behind an :class:`asyncio.Lock` (FIFO, so no writer starves);
+each transaction starts with ``BEGIN IMMEDIATE``, so a writer in *another* process (the embedded SDK, a
+CLI command) is waited for up to the busy timeout instead of failing mid-transaction. On a SQLite file,
+the writes that queue up together share one transaction, each in its own savepoint, and commit
+together (:mod:`headrace.server.db.group_commit`); each ``write()`` block still succeeds or fails alone,
+and returns only once it is committed.
 Readers use their own pool of ``query_only`` connections and, thanks to WAL, never wait for the writer.
 On PostgreSQL ``write()`` is an ordinary transaction from the pool and ``read()`` a ``READ ONLY`` one.
 
@@ -42,6 +45,7 @@ from headrace.server.db.engine import (
     is_sqlite_memory,
     render_url,
 )
+from headrace.server.db.group_commit import GroupCommit
 
 if TYPE_CHECKING:
     from headrace.settings import Settings
@@ -57,10 +61,13 @@ class Database:
         self.dialect: Dialect = dialect_of(url)
         self._memory = self.dialect == "sqlite" and is_sqlite_memory(url)
         self._write_lock: asyncio.Lock | None = None
+        self._groups: GroupCommit | None = None
         if self.dialect == "sqlite":
             self._write_engine = create_sqlite_engine(url, settings, role="write")
             self._read_engine = self._write_engine if self._memory else create_sqlite_engine(url, settings, role="read")
             self._write_lock = asyncio.Lock()
+            if not self._memory:  # in memory, reads share the writer's connection: they must see commits only
+                self._groups = GroupCommit(self._write_engine, self._write_lock)
         else:
             self._write_engine = create_postgresql_engine(url, settings)
             # Shares the pool; SQLAlchemy resets the option when a connection goes back to the pool.
@@ -97,6 +104,10 @@ class Database:
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A session in a write transaction, committed when the block ends without an exception."""
+        if self._groups is not None:
+            async with self._writer_mark(), self._groups.write() as session:
+                yield session
+            return
         async with self._write_turn(), self._write_sessions() as session, session.begin():
             yield session
 
@@ -133,6 +144,19 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def _write_turn(self) -> AsyncIterator[None]:
+        """The write lock, for a transaction of its own: an open group of writes commits first."""
+        async with self._writer_mark():
+            if self._write_lock is None:
+                yield
+            else:
+                async with self._write_lock:
+                    if self._groups is not None:
+                        await self._groups.flush()
+                    yield
+
+    @contextlib.asynccontextmanager
+    async def _writer_mark(self) -> AsyncIterator[None]:
+        """Mark the task as writing, so that a write inside a write fails at once instead of waiting for itself."""
         if self._writing.get():
             raise RuntimeError(
                 "a write transaction was opened inside another one on the same database; "
@@ -140,11 +164,7 @@ class Database:
             )
         token = self._writing.set(True)
         try:
-            if self._write_lock is None:
-                yield
-            else:
-                async with self._write_lock:
-                    yield
+            yield
         finally:
             self._writing.reset(token)
 
@@ -166,7 +186,10 @@ class Database:
             await session.execute(sa.text("SELECT 1"))
 
     async def dispose(self) -> None:
-        """Close every pooled connection. Call before the event loop ends."""
+        """Commit the open group of writes, if any, and close every pooled connection. Call before the loop ends."""
+        if self._groups is not None and self._write_lock is not None:
+            async with self._write_lock:
+                await self._groups.flush()
         if self._read_engine is not self._write_engine and self.dialect == "sqlite":
             await self._read_engine.dispose()
         await self._write_engine.dispose()

@@ -32,7 +32,7 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from headrace.retries import RetryPolicy
@@ -48,6 +48,7 @@ from headrace.schemas.runs import (
 )
 from headrace.schemas.states import State, StateDetails, StateType
 from headrace.server.db import Database, models
+from headrace.server.db.prepared import Prepared
 from headrace.server.db.types import json_contains_all
 from headrace.server.errors import Problem
 from headrace.server.operations.flows import ensure_flow, release_slots_of_runs
@@ -326,9 +327,9 @@ _RUN_INSERT_COLUMNS = (
 )
 _STATE_COLUMNS = ("id", "flow_run_id", "type", "name", "timestamp", "message", "state_details", "data")
 
-_INSERT_STATE = sa.insert(_STATES).values(_typed(_STATES, _STATE_COLUMNS))
-_FLOW_BY_NAME = sa.select(_FLOWS.c.id).where(_FLOWS.c.name == sa.bindparam("name", type_=_FLOWS.c.name.type))
-_LOCK_RUN = (
+_INSERT_STATE = Prepared(sa.insert(_STATES).values(_typed(_STATES, _STATE_COLUMNS)))
+_FLOW_BY_NAME = Prepared(sa.select(_FLOWS.c.id).where(_FLOWS.c.name == sa.bindparam("name", type_=_FLOWS.c.name.type)))
+_LOCK_RUN = Prepared(
     sa.select(
         _RUNS.c.id,
         _RUNS.c.state_id,
@@ -346,20 +347,30 @@ _LOCK_RUN = (
     .where(_RUNS.c.id == sa.bindparam("id", type_=_RUNS.c.id.type))
     .with_for_update(key_share=True)
 )
-_STATES_BY_ID = sa.select(_STATES).where(_STATES.c.id.in_(sa.bindparam("ids", type_=_STATES.c.id.type, expanding=True)))
+# The proposal's own row (a replay) and the run's current state row: two ids (the same one twice if the
+# run has no state yet), so that the statement is one prepared statement rather than an expanding IN.
+_STATES_BY_ID = Prepared(
+    sa.select(_STATES).where(
+        _STATES.c.id.in_(
+            [sa.bindparam("proposed", type_=_STATES.c.id.type), sa.bindparam("current", type_=_STATES.c.id.type)]
+        )
+    )
+)
 
 
-def _update_run(names: Sequence[str]) -> sa.Update:
-    return sa.update(_RUNS).where(_RUNS.c.id == sa.bindparam("key", type_=_RUNS.c.id.type)).values(_typed(_RUNS, names))
+def _update_run(names: Sequence[str]) -> Prepared:
+    return Prepared(
+        sa.update(_RUNS).where(_RUNS.c.id == sa.bindparam("key", type_=_RUNS.c.id.type)).values(_typed(_RUNS, names))
+    )
 
 
 _UPDATE_RUN = _update_run((*_RUN_STATE_COLUMNS, "updated"))
 _UPDATE_RUN_SCHEDULED = _update_run((*_RUN_STATE_COLUMNS, "expected_start_time", "updated"))
 
-_INSERT_RUN: dict[str, sa.Insert] = {}
+_INSERT_RUN: dict[str, Prepared] = {}
 
 
-def _insert_run(database: Database) -> sa.Insert:
+def _insert_run(database: Database) -> Prepared:
     """``INSERT ... SELECT ... WHERE the flow exists ON CONFLICT DO NOTHING RETURNING id`` for the dialect.
 
     One statement does what used to take three lookups: it inserts nothing (and returns no row) when
@@ -370,7 +381,7 @@ def _insert_run(database: Database) -> sa.Insert:
     if found is None:
         values = _typed(_RUNS, _RUN_INSERT_COLUMNS)
         flow_exists = sa.exists().where(_FLOWS.c.id == values["flow_id"])
-        found = _INSERT_RUN[database.dialect] = (
+        found = _INSERT_RUN[database.dialect] = Prepared(
             database.insert(_RUNS)
             .from_select(list(_RUN_INSERT_COLUMNS), sa.select(*values.values()).where(flow_exists))
             .on_conflict_do_nothing()
@@ -456,10 +467,10 @@ def _run_values(state: State, facts: RunFacts) -> dict[str, Any]:
     }
 
 
-async def _insert_state(connection: AsyncConnection, flow_run_id: UUID, state: State) -> None:
+async def _insert_state(session: AsyncSession, flow_run_id: UUID, state: State) -> None:
     values = state_row_values(state)
     values["flow_run_id"] = flow_run_id
-    await connection.execute(_INSERT_STATE, values)
+    await _INSERT_STATE.run(session, values)
 
 
 _ADJECTIVES = (
@@ -524,12 +535,12 @@ async def create_flow_run(database: Database, data: FlowRunCreate) -> tuple[Flow
     the insert inserts nothing are the existing run and the flow looked up, to answer.
     """
     async with database.write() as session:
-        connection = await session.connection()
         if data.flow_id is not None:
             flow_id = data.flow_id
         else:
             assert data.flow_name is not None  # the schema requires one of the two
-            found = (await connection.execute(_FLOW_BY_NAME, {"name": data.flow_name})).scalar_one_or_none()
+            flow_row = await _FLOW_BY_NAME.first(session, {"name": data.flow_name})
+            found = flow_row.id if flow_row is not None else None
             if found is None:
                 # A new flow: a replay of this create must still not create it, so look for the run first.
                 existing = await _existing_run(session, data, None)
@@ -583,14 +594,14 @@ async def create_flow_run(database: Database, data: FlowRunCreate) -> tuple[Flow
             "updated": now,
             **_run_values(state, decision.run),
         }
-        inserted = (await connection.execute(_insert_run(database), values)).scalar_one_or_none()
+        inserted = await _insert_run(database).first(session, values)
         if inserted is None:
             # The run exists (by id or idempotency key; on PostgreSQL perhaps just committed by a concurrent
             # request), or the flow does not.
             existing_run = await _existing_or_refusal(session, data, flow_id)
             assert existing_run is not None, "a flow run insert conflicted but the run is not found"
             return existing_run, False
-        await _insert_state(connection, data.id, state)
+        await _insert_state(session, data.id, state)
         if slots is not None:
             await slots.write_back(session, now)
         fields = {name: values[name] for name in FlowRun.model_fields if name != "state"}
@@ -606,17 +617,16 @@ async def set_flow_run_state(
     ``state.id`` is the id of another run's state.
     """
     async with database.write() as session:
-        connection = await session.connection()
         # Lock the run first, alone: FOR NO KEY UPDATE serializes proposals for the run without blocking
         # task-run ingest (which only needs its key to stay). The states are read by a second statement:
         # on PostgreSQL a statement that waited for the lock sees the locked row as the previous holder
         # committed it, but rows joined from other tables as they were before, so a join would hand the
         # rules a stale current state (and let two claimers both win Pending).
-        run = (await connection.execute(_LOCK_RUN, {"id": flow_run_id})).one_or_none()
+        run = await _LOCK_RUN.first(session, {"id": flow_run_id})
         if run is None:
             raise flow_run_not_found(flow_run_id)
-        wanted = [request.state.id] if run.state_id is None else [request.state.id, run.state_id]
-        states = {row.id: row for row in await connection.execute(_STATES_BY_ID, {"ids": wanted})}
+        wanted = {"proposed": request.state.id, "current": run.state_id or request.state.id}
+        states = {row.id: row for row in await _STATES_BY_ID.all(session, wanted)}
         applied = states.get(request.state.id)  # the proposal's own row: it was applied before
         if applied is not None:
             return _replayed(run.id, applied), False
@@ -648,15 +658,15 @@ async def set_flow_run_state(
             return _result(decision, decision.state), False
 
         state = _written_state(decision, ctx, now)
-        await _insert_state(connection, run.id, state)
+        await _insert_state(session, run.id, state)
         values = _run_values(state, decision.run)
         values["key"] = run.id
         values["updated"] = now
         if state.type is StateType.SCHEDULED and decision.run.start_time is None:
             values["expected_start_time"] = state.state_details.scheduled_time
-            await connection.execute(_UPDATE_RUN_SCHEDULED, values)
+            await _UPDATE_RUN_SCHEDULED.run(session, values)
         else:
-            await connection.execute(_UPDATE_RUN, values)
+            await _UPDATE_RUN.run(session, values)
         if slots is not None:
             await slots.write_back(session, now)
         return _result(decision, state), True
