@@ -14,12 +14,14 @@ from headrace.schemas.runs import FlowRun, FlowRunCreate, FlowRunFilter, Orchest
 from headrace.schemas.states import State
 from headrace.server.api.bodies import JsonBody, json_response
 from headrace.server.api.dependencies import DatabaseDep, Read, Write
+from headrace.server.api.direct import direct
 from headrace.server.operations import flow_runs as operations
 from headrace.server.problems import PROBLEM_RESPONSES, Problem
 
 router = APIRouter(prefix="/flow-runs", tags=["flow-runs"], responses=PROBLEM_RESPONSES)
 
-# The two busiest routes read their bodies and write their answers themselves (see api.bodies).
+# The two busiest routes read their bodies and write their answers themselves (see api.bodies), and are
+# dispatched directly (see api.direct).
 create_body = JsonBody[FlowRunCreate](FlowRunCreate)
 set_state_body = JsonBody[SetStateRequest](SetStateRequest)
 
@@ -37,6 +39,7 @@ set_state_body = JsonBody[SetStateRequest](SetStateRequest)
         }
     },
 )
+@direct
 @create_body
 async def create_flow_run(database: DatabaseDep, _: Write, request: Request) -> Response:
     flow_run, created = await operations.create_flow_run(database, await create_body.read(request))
@@ -71,6 +74,7 @@ async def read_flow_run_states(database: DatabaseDep, _: Read, flow_run_id: UUID
     "`Retry-After` header. `force` (an admin key) writes the state without consulting the rules.",
     responses={200: {"model": OrchestrationResult, "description": "Nothing was written; `reason` says why."}},
 )
+@direct
 @set_state_body
 async def set_flow_run_state(database: DatabaseDep, caller: Write, flow_run_id: UUID, request: Request) -> Response:
     body = await set_state_body.read(request)

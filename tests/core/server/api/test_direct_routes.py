@@ -1,0 +1,95 @@
+"""Direct dispatch of the busiest routes: the same answers as FastAPI's own routing, for every request."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI, Request, Response
+
+from headrace.server.api.direct import DirectRoutes, direct, install_direct_routes
+from headrace.server.app import create_app
+from headrace.settings import Settings
+
+
+def test_a_path_parameter_that_does_not_parse_gets_fastapis_own_422(api: httpx.Client) -> None:
+    flow = api.post("/flows", json={"name": "direct"}).json()
+    run = api.post("/flow-runs", json={"flow_id": flow["id"]}).json()
+    good = api.post(f"/flow-runs/{run['id']}/set-state", json={"state": {"type": "PENDING"}})
+    assert good.status_code == 201, good.text
+    bad = api.post("/flow-runs/not-a-uuid/set-state", json={"state": {"type": "PENDING"}})
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["loc"] == ["path", "flow_run_id"]
+
+
+def test_an_unknown_run_is_the_operations_404(api: httpx.Client) -> None:
+    missing = uuid.uuid4()
+    answer = api.post(f"/flow-runs/{missing}/set-state", json={"state": {"type": "PENDING"}})
+    assert answer.status_code == 404
+    assert str(missing) in answer.json()["detail"]
+
+
+async def _answer(request: Request) -> str:
+    return f"dependency saw {request.url.path}"
+
+
+def _served(app: FastAPI) -> str:
+    install_direct_routes(app)
+
+    async def call() -> str:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return (await client.post("/things/abc")).text
+
+    return asyncio.run(call())
+
+
+def test_a_direct_route_gets_its_request_path_parameters_and_request_only_dependencies() -> None:
+    app = FastAPI()
+
+    @app.post("/things/{thing_id}")
+    @direct
+    async def endpoint(thing_id: str, request: Request, answer: Annotated[str, Depends(_answer)]) -> Response:
+        return Response(f"{thing_id} / {request.method} / {answer}")
+
+    assert _served(app) == "abc / POST / dependency saw /things/abc"
+
+
+def test_dependency_overrides_are_honoured() -> None:
+    app = FastAPI()
+
+    @app.post("/things/{thing_id}")
+    @direct
+    async def endpoint(thing_id: str, answer: Annotated[str, Depends(_answer)]) -> Response:
+        return Response(answer)
+
+    async def overridden() -> str:
+        return "overridden"
+
+    app.dependency_overrides[_answer] = overridden
+    assert _served(app) == "overridden"
+
+
+def test_a_direct_route_with_parameters_it_cannot_build_fails_when_the_app_is_built() -> None:
+    app = FastAPI()
+
+    @app.post("/things/{thing_id}")
+    @direct
+    async def endpoint(thing_id: str, limit: int = 10) -> Response:  # a query parameter
+        return Response(str(limit))
+
+    install_direct_routes(app)
+    with pytest.raises(TypeError, match="only Request, path parameters"):
+        app.build_middleware_stack()
+
+
+def test_the_servers_direct_routes_are_the_flow_run_hot_paths(tmp_path: Path) -> None:
+    app = create_app(Settings(home=tmp_path), run_services=False)
+    node: object = app.build_middleware_stack()
+    while not isinstance(node, DirectRoutes):
+        node = getattr(node, "app")  # noqa: B009 - each middleware holds the next as .app
+    assert node.routes() == [("POST", "/api/flow-runs"), ("POST", "/api/flow-runs/{flow_run_id}/set-state")]
