@@ -45,7 +45,17 @@ def running_server(
     from headrace.server.app import create_app
 
     app = create_app(settings, run_services=run_services)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", access_log=False)
+    from headrace.server.http_protocol import CoalescingHttpToolsProtocol
+
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+        http=CoalescingHttpToolsProtocol,  # as headrace.server.serve serves it
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="headrace-test-server", daemon=True)
     thread.start()

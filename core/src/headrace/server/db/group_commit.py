@@ -34,7 +34,9 @@ __all__ = ["SQLITE_WRITER", "GroupCommit", "sqlite_writer_of"]
 
 SQLITE_WRITER: Final = "headrace.sqlite_writer"
 """Where a grouped write's session keeps the writer's :class:`sqlite3.Connection` (``session.info``)."""
-_SAVEPOINT: Final = "headrace_write"
+_BEGIN_WRITE: Final = "SAVEPOINT headrace_write"
+_END_WRITE: Final = "RELEASE headrace_write"
+_UNDO_WRITE: Final = "ROLLBACK TO headrace_write"
 
 
 def sqlite_writer_of(session: AsyncSession) -> sqlite3.Connection | None:
@@ -52,6 +54,7 @@ class GroupCommit:
         self._connection: AsyncConnection | None = None
         self._committed: asyncio.Future[None] | None = None
         self._writer: sqlite3.Connection | None = None
+        self._session: AsyncSession | None = None
         self._commit_scheduled = False
         self._committer: asyncio.Task[None] | None = None  # referenced, so that it is not garbage-collected
 
@@ -59,22 +62,20 @@ class GroupCommit:
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A session in a savepoint of the open group; returns once the group has committed."""
         async with self._lock:
-            connection, writer = await self._open()
-            session = AsyncSession(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-            session.info[SQLITE_WRITER] = writer
-            writer.execute(f"SAVEPOINT {_SAVEPOINT}").close()
+            connection, writer, session = await self._open()
+            writer.execute(_BEGIN_WRITE).close()
             try:
                 yield session
                 if session.in_transaction():  # the session was used: it began (a savepoint) on its own
                     await session.commit()
-                writer.execute(f"RELEASE {_SAVEPOINT}").close()
+                writer.execute(_END_WRITE).close()
             except BaseException:
                 if session.in_transaction():
                     with contextlib.suppress(SQLAlchemyError, sqlite3.Error):
                         await session.rollback()
                 with contextlib.suppress(sqlite3.Error):
-                    writer.execute(f"ROLLBACK TO {_SAVEPOINT}").close()
-                    writer.execute(f"RELEASE {_SAVEPOINT}").close()
+                    writer.execute(_UNDO_WRITE).close()
+                    writer.execute(_END_WRITE).close()
                 if not writer.in_transaction:
                     # SQLite rolled the whole transaction back (it may, on I/O errors or a full disk):
                     # the writes before this one in the group are gone too, and must say so.
@@ -84,7 +85,7 @@ class GroupCommit:
                 raise
             finally:
                 if session.in_transaction() or session.identity_map:
-                    await session.close()
+                    await session.close()  # ready for the group's next write (a closed session can be reused)
             committed = self._schedule_commit()
         await asyncio.shield(committed)
 
@@ -93,20 +94,25 @@ class GroupCommit:
         if self._connection is not None:
             await self._commit()
 
-    async def _open(self) -> tuple[AsyncConnection, sqlite3.Connection]:
+    async def _open(self) -> tuple[AsyncConnection, sqlite3.Connection, AsyncSession]:
+        """The group's connection (in its transaction), its sqlite3 connection, and the session its writes share."""
         if self._connection is None:
             connection = await self._engine.connect()
             try:
                 await connection.begin()  # BEGIN IMMEDIATE (see engine.create_sqlite_engine)
                 raw = await connection.get_raw_connection()
-                self._writer = raw.driver_connection._conn  # type: ignore[union-attr]  # the InlineConnection's
+                writer: sqlite3.Connection = raw.driver_connection._conn  # type: ignore[union-attr]
             except BaseException:
                 await connection.close()
                 raise
-            self._connection = connection
+            # One session for the group's writes, one after the other: making one costs more than a small write.
+            session = AsyncSession(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+            session.info[SQLITE_WRITER] = writer
+            self._connection, self._writer, self._session = connection, writer, session
             self._committed = asyncio.get_running_loop().create_future()
         assert self._writer is not None
-        return self._connection, self._writer
+        assert self._session is not None
+        return self._connection, self._writer, self._session
 
     def _schedule_commit(self) -> asyncio.Future[None]:
         assert self._committed is not None
