@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from headrace.schemas.states import utcnow
 
@@ -62,6 +62,23 @@ def _refuse_unstorable_text(data: Any) -> None:
             stack.extend(item)
 
 
+_UNSTORABLE_ESCAPES = (b"\\u0000", b"\\ud", b"\\uD")
+
+TEXT_CHECKED = "headrace.text_checked"
+"""A validation-context key: ``{TEXT_CHECKED: True}`` says the raw JSON was checked with :func:`plain_text`,
+so the models need not walk every string of it again (see :class:`ActionModel`)."""
+
+
+def plain_text(payload: bytes) -> bool:
+    """Whether the JSON ``payload`` certainly holds no text a database refuses (NUL, lone surrogates).
+
+    Valid JSON can only carry those as ``\\u`` escapes, so a search of the raw bytes settles it for the
+    whole payload at once. A false alarm (an escaped backslash before ``u0000``, a valid surrogate pair)
+    only means the payload is checked string by string.
+    """
+    return not any(escape in payload for escape in _UNSTORABLE_ESCAPES)
+
+
 class ActionModel(BaseModel):
     """A request body: unknown fields are an error, so that a typo is never silently ignored; text that no
     database can store (NUL characters, lone surrogates) is refused with 422 rather than failing on insert."""
@@ -70,8 +87,10 @@ class ActionModel(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _storable_text(cls, data: Any) -> Any:
-        _refuse_unstorable_text(data)
+    def _storable_text(cls, data: Any, info: ValidationInfo) -> Any:
+        context = info.context
+        if not (context and context.get(TEXT_CHECKED)):
+            _refuse_unstorable_text(data)
         return data
 
 

@@ -41,6 +41,8 @@ BAD_REQUESTS: dict[str, tuple[bytes, dict[str, str]]] = {
     "plain text": (b"[]", {"content-type": "text/plain"}),
     "not UTF-8": (b"\x9d/\xff", JSON),  # a 400, not a 422
     "NUL in text": (b'{"flow_name": "a\\u0000b", "name": "a\\u0000"}', JSON),
+    "NUL in nested text": (b'{"flow_name": "f", "state": {"type": "PENDING", "message": "\\u0000"}}', JSON),
+    "lone surrogate": (b'{"flow_name": "a\\ud800b"}', JSON),
 }
 
 

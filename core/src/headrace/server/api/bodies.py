@@ -29,12 +29,14 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import Message
 
+from headrace.schemas.base import TEXT_CHECKED, plain_text
 from headrace.server.problems import PROBLEM_RESPONSES, problem_response
 
 __all__ = ["TOO_LARGE_RESPONSE", "JsonBody", "bounded_body_route", "document_json_bodies", "json_response"]
 
 T = TypeVar("T")
 JSON_MEDIA_TYPE = "application/json"
+_TEXT_CHECKED = {TEXT_CHECKED: True}  # the raw body was searched for unstorable text (schemas.base.plain_text)
 
 TOO_LARGE_RESPONSE: dict[int | str, dict[str, Any]] = {
     413: {**PROBLEM_RESPONSES[422], "description": "The request body is larger than this endpoint takes."}
@@ -115,7 +117,7 @@ class JsonBody(Generic[T]):
         content_type = request.headers.get("content-type")
         if self.one_step and raw and _is_json(content_type):
             try:
-                return self._adapter.validate_json(raw)
+                return self._adapter.validate_json(raw, context=_TEXT_CHECKED if plain_text(raw) else None)
             except ValidationError:
                 pass  # read again as FastAPI does, for the same answer (and the same lax rules)
         return self._read_as_fastapi_does(raw, content_type)
