@@ -1,15 +1,22 @@
-"""Prepared statements: a Core statement compiled once per dialect, run straight on the SQLite writer.
+"""Prepared statements: a Core statement compiled once per dialect and run at the driver's level.
 
 Why: on the server's busiest routes (create a flow run, propose a state) each statement spent ~100 µs
 of CPU in SQLAlchemy's execution machinery (execution context, events, greenlet switches, result
-objects) around ~10 µs of SQLite. Inside a grouped write (:mod:`headrace.server.db.group_commit`) the
-writer is a plain :class:`sqlite3.Connection` on the event loop's thread, so a :class:`Prepared`
-statement binds its parameters with the columns' own bind processors, runs the SQL SQLAlchemy compiled
-for SQLite, and applies the columns' own result processors: the values stored and read are exactly
-those of an ORM or Core execution, at a fraction of the cost.
+objects) around ~10 µs of database work. A :class:`Prepared` statement binds its parameters with the
+columns' own bind processors, runs the SQL SQLAlchemy compiled for the dialect (bind casts included),
+and applies the columns' own result processors: the values stored and read are exactly those of an ORM
+or Core execution, at a fraction of the cost.
 
-Everywhere else (PostgreSQL, an in-memory SQLite database) the same call runs the statement through
-the session's connection as usual, so callers write one code path for both::
+- On SQLite, inside a grouped write (:mod:`headrace.server.db.group_commit`), the statement runs on the
+  writer's plain :class:`sqlite3.Connection`, on the event loop's thread.
+- On PostgreSQL it runs on SQLAlchemy's asyncpg adapter cursor (the layer under SQLAlchemy's
+  execution): in the session's transaction, with the adapter's prepared-statement cache and its error
+  translation.
+- Anywhere else (an in-memory SQLite database, a read session on SQLite) it runs through the session's
+  connection as usual.
+
+Driver errors are raised as SQLAlchemy raises them (``IntegrityError``, ``OperationalError``...), so
+callers write one code path for every case::
 
     LOCK_RUN = Prepared(sa.select(runs.c.id, runs.c.state_id).where(runs.c.id == sa.bindparam("id")))
     row = await LOCK_RUN.first(session, {"id": run_id})   # a named tuple (row.state_id), or None
@@ -24,6 +31,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headrace.server.db.group_commit import sqlite_writer_of
@@ -36,25 +44,24 @@ _SQLITE = sqlite.dialect(json_serializer=json_dumps)
 Processor = Callable[[Any], Any]
 
 
-class _CompiledForSqlite:
-    """The SQL, the parameter order, and the bind and result processors of a statement on SQLite."""
+class _Compiled:
+    """The SQL, the parameter order, and the bind and result processors of a statement for one dialect."""
 
-    def __init__(self, statement: sa.Executable) -> None:
-        compiled = statement.compile(dialect=_SQLITE)  # type: ignore[attr-defined]
+    def __init__(self, statement: sa.Executable, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+        self.dialect = dialect
         self.sql: str = compiled.string
         self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
         self.binds: list[tuple[int, Processor]] = [
             (index, processor)
             for index, name in enumerate(self.names)
-            if (processor := compiled.binds[name].type._cached_bind_processor(_SQLITE)) is not None
+            if (processor := compiled.binds[name].type._cached_bind_processor(dialect)) is not None
         ]
-        columns = [(column[0], column[3]) for column in compiled._result_columns]  # (key, type)
-        self.results: list[tuple[int, Processor]] = [
-            (index, processor)
-            for index, (_, type_) in enumerate(columns)
-            if (processor := type_._cached_result_processor(_SQLITE, None)) is not None
-        ]
-        self.row = namedtuple("Row", [key for key, _ in columns], rename=True) if columns else None
+        self.columns: list[tuple[str, Any]] = [(column[0], column[3]) for column in compiled._result_columns]
+        self.row = namedtuple("Row", [key for key, _ in self.columns], rename=True) if self.columns else None
+        # Result processors may depend on the driver's type codes (asyncpg's numeric types do), which the
+        # first execution's description gives: made then.
+        self._results: list[tuple[int, Processor]] | None = None
 
     def parameters(self, values: Mapping[str, Any]) -> list[Any]:
         parameters = [values[name] for name in self.names]
@@ -62,46 +69,58 @@ class _CompiledForSqlite:
             parameters[index] = process(parameters[index])
         return parameters
 
-    def rows(self, raw: Sequence[Sequence[Any]]) -> list[Any]:
+    def rows(self, raw: Sequence[Sequence[Any]], description: Sequence[Sequence[Any]] | None) -> list[Any]:
+        if self._results is None:
+            codes = [entry[1] for entry in description] if description else [None] * len(self.columns)
+            self._results = [
+                (index, processor)
+                for index, ((_, type_), code) in enumerate(zip(self.columns, codes, strict=True))
+                if (processor := type_._cached_result_processor(self.dialect, code)) is not None
+            ]
         assert self.row is not None
+        results, make = self._results, self.row
         rows = []
         for values in raw:
             processed = list(values)
-            for index, process in self.results:
+            for index, process in results:
                 processed[index] = process(processed[index])
-            rows.append(self.row(*processed))
+            rows.append(make(*processed))
         return rows
 
 
 class Prepared:
-    """One Core statement with named bind parameters (``sa.bindparam``), compiled for SQLite on first use."""
+    """One Core statement with named bind parameters (``sa.bindparam``), compiled per dialect on first use."""
 
     def __init__(self, statement: sa.Executable) -> None:
         self.statement = statement
-        self._sqlite: _CompiledForSqlite | None = None
+        self._compiled: dict[str, _Compiled] = {}
 
-    def _for_sqlite(self) -> _CompiledForSqlite:
-        if self._sqlite is None:
-            self._sqlite = _CompiledForSqlite(self.statement)
-        return self._sqlite
+    def _for(self, dialect: Dialect) -> _Compiled:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            found = self._compiled[dialect.name] = _Compiled(self.statement, dialect)
+        return found
 
     async def all(self, session: AsyncSession, values: Mapping[str, Any]) -> list[Any]:
-        """Every row the statement returns (named tuples on the fast path, SQLAlchemy rows otherwise)."""
+        """Every row the statement returns (named tuples on the driver paths, SQLAlchemy rows otherwise)."""
         writer = sqlite_writer_of(session)
-        if writer is None:
-            connection = await session.connection()
-            return list((await connection.execute(self.statement, dict(values))).all())
-        compiled = self._for_sqlite()
-        parameters = compiled.parameters(values)
-        try:
-            cursor = writer.execute(compiled.sql, parameters)
+        if writer is not None:
+            compiled = self._for(_SQLITE)
+            parameters = compiled.parameters(values)
             try:
-                raw = cursor.fetchall()
-            finally:
-                cursor.close()
-        except sqlite3.Error as error:
-            raise _wrapped(error, compiled.sql, parameters) from error
-        return compiled.rows(raw)
+                cursor = writer.execute(compiled.sql, parameters)
+                try:
+                    raw = cursor.fetchall()
+                finally:
+                    cursor.close()
+            except sqlite3.Error as error:
+                raise _wrapped(error, compiled.sql, parameters, sqlite3.Error) from error
+            return compiled.rows(raw, None) if compiled.row is not None else []
+        connection = await session.connection()
+        if connection.dialect.name == "postgresql":
+            return await self._on_asyncpg(await connection.get_raw_connection(), connection.dialect, values)
+        result = await connection.execute(self.statement, dict(values))
+        return list(result.all()) if result.returns_rows else []
 
     async def first(self, session: AsyncSession, values: Mapping[str, Any]) -> Any | None:
         """The first row, or ``None``."""
@@ -109,21 +128,26 @@ class Prepared:
         return rows[0] if rows else None
 
     async def run(self, session: AsyncSession, values: Mapping[str, Any]) -> None:
-        """Run a statement that returns no rows (an INSERT, UPDATE or DELETE without RETURNING)."""
-        writer = sqlite_writer_of(session)
-        if writer is None:
-            connection = await session.connection()
-            await connection.execute(self.statement, dict(values))
-            return
-        compiled = self._for_sqlite()
+        """Run a statement for its effect (an INSERT, UPDATE or DELETE)."""
+        await self.all(session, values)
+
+    async def _on_asyncpg(self, raw: Any, dialect: Dialect, values: Mapping[str, Any]) -> list[Any]:
+        """Run on SQLAlchemy's asyncpg adapter, in the transaction the session's connection is in."""
+        compiled = self._for(dialect)
         parameters = compiled.parameters(values)
+        cursor = raw.dbapi_connection.cursor()
         try:
-            writer.execute(compiled.sql, parameters).close()
-        except sqlite3.Error as error:
-            raise _wrapped(error, compiled.sql, parameters) from error
+            await cursor._prepare_and_execute(compiled.sql, parameters)
+            rows = cursor.fetchall() if compiled.row is not None else []
+            description = cursor.description
+        except dialect.loaded_dbapi.Error as error:
+            raise _wrapped(error, compiled.sql, parameters, dialect.loaded_dbapi.Error) from error
+        finally:
+            cursor.close()
+        return compiled.rows(rows, description) if rows else []
 
 
-def _wrapped(error: sqlite3.Error, sql: str, parameters: Sequence[Any]) -> sa.exc.StatementError:
+def _wrapped(error: Exception, sql: str, parameters: Sequence[Any], base: type[Exception]) -> sa.exc.StatementError:
     """The error as SQLAlchemy raises it for the same statement (``IntegrityError``, ``OperationalError``...),
     so that callers and the server's error handlers see one exception family whichever path ran."""
-    return sa.exc.DBAPIError.instance(sql, parameters, error, sqlite3.Error)
+    return sa.exc.DBAPIError.instance(sql, parameters, error, base)
