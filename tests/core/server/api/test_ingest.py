@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import TypeAdapter
 
 from headrace.schemas.runs import MAX_INGEST_RECORDS
 from headrace.testing.server import RunningServer
@@ -222,6 +223,8 @@ def test_concurrent_replays_of_one_batch_store_it_once(live_server: RunningServe
         datetime(2030, 6, 30, 23, 59, 59, 999999, tzinfo=timezone.utc),
         datetime(2030, 6, 30, 12, 0, 0, 5, tzinfo=timezone(timedelta(hours=-7))),  # converted to UTC
         datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc),
+        TypeAdapter(datetime).validate_python("2030-06-30T12:00:00.25Z"),  # pydantic's own UTC zone object
+        datetime(2030, 6, 30, 12, 0, tzinfo=timezone(timedelta(0), "UTC")),  # a UTC zone that is not timezone.utc
         None,
     ],
 )
@@ -238,6 +241,26 @@ def test_the_fast_sqlite_timestamp_processor_matches_sqlalchemys(value: datetime
     assert expected is not None
     assert fast is not None
     assert fast(value) == expected(value)
+
+
+def test_the_fast_sqlite_timestamp_processor_refuses_naive_datetimes_as_sqlalchemy_does() -> None:
+    from sqlalchemy.dialects import sqlite
+
+    from headrace.server.db.types import UtcDateTime
+    from headrace.server.operations.task_runs import fast_sqlite_processor
+
+    dialect = sqlite.dialect()
+    column_type = UtcDateTime()
+    expected = column_type.dialect_impl(dialect).bind_processor(dialect)
+    fast = fast_sqlite_processor(column_type)
+    assert expected is not None
+    assert fast is not None
+    naive = datetime(2030, 1, 1, 12, 0)
+    with pytest.raises(ValueError, match="naive datetime") as from_sqlalchemy:
+        expected(naive)
+    with pytest.raises(ValueError, match="naive datetime") as from_fast:
+        fast(naive)
+    assert str(from_fast.value) == str(from_sqlalchemy.value)
 
 
 @pytest.mark.parametrize("value", [None, {}, {"a": [1, 2.5, None, "é"]}, [1, "two"], "text", 3])

@@ -5,20 +5,28 @@ is inserted in one write transaction with ``ON CONFLICT (id) DO NOTHING``, and t
 only after the commit, so a client may drop what was acknowledged from its spool and replay the rest
 any number of times without storing a line twice. Logs are never refused for naming a run the server
 does not know (they may arrive before or after it); retention removes them after their period.
+
+The insert runs straight on the driver connection (:mod:`headrace.server.operations.bulk`): SQLite gets
+``executemany`` (its row count is the lines inserted), PostgreSQL one ``INSERT ... SELECT FROM
+unnest(arrays)`` per page (its command status says how many).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 
 from headrace.schemas.base import Page, utcnow
 from headrace.schemas.logs import Log, LogCreate, LogFilter, LogSort
 from headrace.schemas.runs import IngestResult
 from headrace.server.db import Database, models
 from headrace.server.errors import Problem
+from headrace.server.operations.bulk import Driver, Processor, bind_processor, driver_for, unnest_insert
 from headrace.server.operations.pages import fetch_page
 
 __all__ = ["INSERT_CHUNK_ROWS", "MAX_LOGS_PER_REQUEST", "ingest_logs", "read_logs"]
@@ -26,7 +34,7 @@ __all__ = ["INSERT_CHUNK_ROWS", "MAX_LOGS_PER_REQUEST", "ingest_logs", "read_log
 MAX_LOGS_PER_REQUEST = 10_000
 """The most log lines one ingest call takes; the client ships larger backlogs as several batches."""
 INSERT_CHUNK_ROWS = 1_000
-"""Rows per multi-row INSERT: well under both dialects' limits on bound parameters per statement."""
+"""Rows per PostgreSQL INSERT (SQLite takes a batch in one ``executemany``)."""
 
 
 async def ingest_logs(database: Database, logs: Sequence[LogCreate]) -> IngestResult:
@@ -37,43 +45,87 @@ async def ingest_logs(database: Database, logs: Sequence[LogCreate]) -> IngestRe
             f"{len(logs):,} log lines in one request; send at most {MAX_LOGS_PER_REQUEST:,} per request",
             kind="too-many-logs",
         )
-    unique: dict[Any, dict[str, Any]] = {}
-    created = utcnow()
+    unique: dict[UUID, LogCreate] = {}
     for log in logs:
-        if log.id not in unique:
-            unique[log.id] = {
-                "id": log.id,
-                "flow_run_id": log.flow_run_id,
-                "task_run_id": log.task_run_id,
-                "name": log.name,
-                "level": log.level,
-                "message": log.message,
-                "timestamp": log.timestamp,
-                "created": created,
-            }
-    rows = list(unique.values())
+        unique.setdefault(log.id, log)
     inserted = 0
-    if rows:
-        statement = _insert_statement(database)
+    if unique:
+        created = utcnow()
         async with database.write() as session:
-            for start in range(0, len(rows), INSERT_CHUNK_ROWS):
-                result = await session.execute(statement, rows[start : start + INSERT_CHUNK_ROWS])
-                inserted += len(result.all())
+            driver = await driver_for(session)
+            insert = _insert_for(driver)
+            inserted = await insert.run(driver, insert.rows(list(unique.values()), created))
     return IngestResult(received=len(logs), inserted=inserted, duplicates=len(logs) - inserted)
 
 
-_INSERT_STATEMENTS: dict[str, sa.Insert] = {}
+_LOGS: sa.Table = models.Log.__table__  # type: ignore[assignment]
+_COLUMNS = ("id", "flow_run_id", "task_run_id", "name", "level", "message", "timestamp", "created")
 
 
-def _insert_statement(database: Database) -> sa.Insert:
-    """The ingest INSERT for the database's dialect, built once (SQLAlchemy caches its compiled form by it)."""
-    statement = _INSERT_STATEMENTS.get(database.dialect)
-    if statement is None:
-        table = models.Log.__table__
-        statement = _INSERT_STATEMENTS[database.dialect] = (
-            database.insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
-        )
-    return statement
+def _same(value: Any) -> Any:
+    return value
+
+
+class _Insert:
+    """The ingest INSERT for one dialect, and the columns' bind processors (ids and timestamps need them)."""
+
+    def __init__(self, dialect: sa.Dialect) -> None:
+        self.postgresql = dialect.name == "postgresql"
+        for group in (("id", "flow_run_id", "task_run_id"), ("timestamp", "created")):
+            if len({type(_LOGS.c[name].type) for name in group}) != 1:
+                raise RuntimeError(f"log columns {group} are expected to share one type (one bind processor)")
+        if any(bind_processor(_LOGS.c[name].type, dialect) is not None for name in ("name", "level", "message")):
+            raise RuntimeError("log text and level columns are expected to need no bind processor")
+        self.uuid: Processor = bind_processor(_LOGS.c.id.type, dialect) or _same
+        self.timestamp: Processor = bind_processor(_LOGS.c.timestamp.type, dialect) or _same
+        if self.postgresql:
+            self.sql = unnest_insert(_LOGS, _COLUMNS, dialect, returning=False)
+        else:
+            statement = sqlite.insert(_LOGS).values(
+                {name: sa.bindparam(name, type_=_LOGS.c[name].type) for name in _COLUMNS}
+            )
+            compiled = statement.on_conflict_do_nothing(index_elements=["id"]).compile(dialect=dialect)
+            if tuple(compiled.positiontup or ()) != _COLUMNS:
+                raise RuntimeError(f"unexpected parameter order {compiled.positiontup} in the log insert")
+            self.sql = compiled.string
+
+    def rows(self, logs: list[LogCreate], created: datetime) -> list[tuple[Any, ...]]:
+        uuid, timestamp = self.uuid, self.timestamp
+        stored_created = timestamp(created)
+        return [
+            (
+                uuid(log.id),
+                uuid(log.flow_run_id),
+                uuid(log.task_run_id),
+                log.name,
+                log.level,
+                log.message,
+                timestamp(log.timestamp),
+                stored_created,
+            )
+            for log in logs
+        ]
+
+    async def run(self, driver: Driver, rows: list[tuple[Any, ...]]) -> int:
+        """Insert the rows (ids already stored are left as they are); how many were inserted."""
+        if not self.postgresql:
+            return await driver.executemany(self.sql, rows)
+        inserted = 0
+        for start in range(0, len(rows), INSERT_CHUNK_ROWS):
+            chunk = rows[start : start + INSERT_CHUNK_ROWS]
+            inserted += await driver.execute(self.sql, [list(column) for column in zip(*chunk, strict=True)])
+        return inserted
+
+
+_INSERTS: dict[str, _Insert] = {}
+
+
+def _insert_for(driver: Driver) -> _Insert:
+    """The :class:`_Insert` for the driver's dialect, built once."""
+    found = _INSERTS.get(driver.dialect.name)
+    if found is None:
+        found = _INSERTS[driver.dialect.name] = _Insert(driver.dialect)
+    return found
 
 
 def _filtered(log_filter: LogFilter) -> sa.Select[Any]:
