@@ -120,9 +120,9 @@ class JsonBody(Generic[T]):
                 return self._adapter.validate_json(raw, context=_TEXT_CHECKED if plain_text(raw) else None)
             except ValidationError:
                 pass  # read again as FastAPI does, for the same answer (and the same lax rules)
-        return self._read_as_fastapi_does(raw, content_type)
+        return self._read_as_fastapi_does(raw, content_type, checked=not self.one_step and plain_text(raw))
 
-    def _read_as_fastapi_does(self, raw: bytes, content_type: str | None) -> T:
+    def _read_as_fastapi_does(self, raw: bytes, content_type: str | None, *, checked: bool = False) -> T:
         if not raw:
             raise RequestValidationError(
                 [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
@@ -137,7 +137,10 @@ class JsonBody(Generic[T]):
             except ValueError:  # not UTF-8 (or UTF-16/32) text
                 raise HTTPException(400, "There was an error parsing the body") from None
         try:
-            return self._adapter.validate_python(value, from_attributes=True)  # as FastAPI validates
+            # As FastAPI validates; ``checked``: the raw JSON holds no unstorable text (see read).
+            return self._adapter.validate_python(
+                value, from_attributes=True, context=_TEXT_CHECKED if checked else None
+            )
         except ValidationError as exc:
             errors = [error | {"loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
             raise RequestValidationError(errors, body=value) from None

@@ -50,6 +50,19 @@ URL_SETTING = "HEADRACE_SERVER_DATABASE_CONNECTION_URL"
 
 Dialect = Literal["sqlite", "postgresql"]
 
+SQLITE_CACHE_SIZE = -32_768
+"""SQLite's page cache per connection, in KiB when negative: 32 MiB, not SQLite's 2 MiB. Run tables are
+indexed by random UUIDs, so every insert touches index pages all over the file; with the default cache
+they were evicted and read back from the OS on every ingest batch."""
+SQLITE_MMAP_SIZE = 256 * 1024 * 1024
+"""Bytes of the database file SQLite reads through a memory map instead of ``read`` calls: measured on
+ingest, ~12% less server CPU per record. The mapping is the OS page cache (shared, not the process's
+own memory); it only counts in RSS for pages actually touched."""
+SQLITE_WAL_AUTOCHECKPOINT = 10_000
+"""Pages written to the write-ahead log before a checkpoint copies them into the database (SQLite's
+default: 1,000). Fewer, larger checkpoints write each hot index page once per checkpoint instead of
+ten times; the log file grows to ~40 MB between checkpoints."""
+
 
 class MigrationError(RuntimeError):
     """A migration could not run; the message says why in one line. (Here, not in ``migrate``, so that
@@ -137,6 +150,10 @@ def create_sqlite_engine(url: URL, settings: Settings, *, role: Literal["write",
                 cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = FULL")
             cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute(f"PRAGMA cache_size = {SQLITE_CACHE_SIZE}")
+            cursor.execute(f"PRAGMA mmap_size = {SQLITE_MMAP_SIZE}")
+            if not readonly:
+                cursor.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_WAL_AUTOCHECKPOINT}")
             if readonly:
                 cursor.execute("PRAGMA query_only = ON")
             if inline:
