@@ -14,7 +14,12 @@ import pytest
 import sqlalchemy as sa
 
 from headrace.server.db import Database, DatabaseConfigError, database_url, models
-from headrace.server.db.engine import postgresql_connect_args
+from headrace.server.db.engine import (
+    SQLITE_CACHE_SIZE,
+    SQLITE_MMAP_SIZE,
+    SQLITE_WAL_AUTOCHECKPOINT,
+    postgresql_connect_args,
+)
 from headrace.settings import Settings
 
 # ---------------------------------------------------------------------------------------------- URLs
@@ -74,7 +79,8 @@ def test_sqlite_pragmas_are_in_effect_on_every_connection(
     settings = settings_for(f"sqlite:///{tmp_path / 'p' / 'headrace.db'}", server_database_sqlite_busy_timeout=12.5)
 
     async def pragmas(session: sa.ext.asyncio.AsyncSession) -> dict[str, object]:
-        names = ["journal_mode", "foreign_keys", "busy_timeout", "synchronous", "query_only"]
+        names = ["journal_mode", "foreign_keys", "busy_timeout", "synchronous", "query_only", "cache_size", "mmap_size"]
+        names.append("wal_autocheckpoint")
         return {name: await session.scalar(sa.text(f"PRAGMA {name}")) for name in names}
 
     async def scenario() -> None:
@@ -89,8 +95,12 @@ def test_sqlite_pragmas_are_in_effect_on_every_connection(
             "busy_timeout": 0,  # the inline writer never waits inside SQLite; begin_immediate waits instead
             "synchronous": 2,
             "query_only": 0,
+            "cache_size": SQLITE_CACHE_SIZE,
+            "mmap_size": SQLITE_MMAP_SIZE,
+            "wal_autocheckpoint": SQLITE_WAL_AUTOCHECKPOINT,
         }
-        assert read == {**written, "busy_timeout": 12500, "query_only": 1}
+        # The checkpoint size is the writer's setting; readers keep SQLite's default.
+        assert read == {**written, "busy_timeout": 12500, "query_only": 1, "wal_autocheckpoint": 1000}
 
     asyncio.run(scenario())
     assert (tmp_path / "p" / "headrace.db").is_file()  # the folder was created
