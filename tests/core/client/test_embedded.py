@@ -152,6 +152,102 @@ def test_a_script_using_the_embedded_client_exits_and_its_run_is_kept(
         assert client.read_flow_run(flow_run_id).id == flow_run_id
 
 
+def _record_json(**changes: Any) -> bytes:
+    record = TaskRunRecord(task_run_id=uuid.uuid4(), task_key="t", name="t-0", state=State(type=StateType.COMPLETED))
+    return record.model_copy(update=changes).model_dump_json().encode()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _record_json(name="nul\x00inside"),
+        _record_json(tags=["fine", "nul\x00inside"]),
+        _record_json(task_key="k\x00"),
+    ],
+    ids=["name", "tag", "task-key"],
+)
+def test_ingesting_serialized_records_refuses_text_no_database_stores(make_settings: Any, payload: bytes) -> None:
+    """The bytes are checked before the cheaper validation is trusted: NUL text is a 422, as from the server."""
+    assert b"\\u0000" in payload
+    with SyncClient(EmbeddedClient(make_settings())) as client:
+        with pytest.raises(ApiError) as refused:
+            client.ingest_serialized("task_runs", [payload])
+        assert refused.value.status == 422
+        assert "NUL" in refused.value.detail
+        log = LogCreate.model_construct(level=20, message="a\x00b").model_dump_json().encode()
+        with pytest.raises(ApiError) as refused_log:
+            client.ingest_serialized("logs", [log])
+        assert refused_log.value.status == 422
+
+
+def test_ingesting_serialized_records_keeps_text_that_only_looks_like_an_escape(make_settings: Any) -> None:
+    """A backslash before ``u0000`` (or a surrogate pair) is ordinary text: it is stored unchanged."""
+    settings = make_settings()
+    with SyncClient(EmbeddedClient(settings)) as client:
+        run = client.create_flow_run(FlowRunCreate(flow_name="escapes"))
+        task_run_id = uuid.uuid4()
+        state = State(type=StateType.COMPLETED, message="C:\\u0000 and \U0001f600")
+        record = TaskRunRecord(
+            task_run_id=task_run_id, flow_run_id=run.id, task_key="t", name="t-0", tags=["\U0001f600"], state=state
+        )
+        payload = record.model_dump_json().encode()
+        assert client.ingest_serialized("task_runs", [payload]).inserted == 1
+        stored = client.read_task_run(task_run_id)
+        assert stored.tags == ["\U0001f600"]
+        assert stored.state is not None
+        assert stored.state.message == "C:\\u0000 and \U0001f600"
+
+
+_FREEZE_SCRIPT = """
+import gc, sys
+from headrace import flow
+from headrace.client.sync import SyncClient
+from headrace.engine.api import current_settings, engine_api
+from headrace.schemas.logs import LogFilter
+from headrace.settings import get_settings
+
+if sys.argv[1] == "client":
+    with SyncClient.from_settings(get_settings()) as client:
+        client.read_logs(LogFilter())
+    print(0, gc.get_freeze_count())
+    raise SystemExit
+if sys.argv[1] == "off":
+    gc.disable()
+
+
+@flow
+def nothing() -> None:
+    pass
+
+
+engine_api(current_settings())  # the engine's client: the database is opened by its first call
+engine_stage = gc.get_freeze_count()
+nothing()
+print(engine_stage, gc.get_freeze_count())
+"""
+
+
+@pytest.mark.parametrize("program", ["flow", "client", "off"])
+def test_the_servers_stack_is_frozen_once_loaded_in_a_process_running_flows(home: Path, program: str) -> None:
+    """Once a flow run opened the database, the server's stack is out of the collector's full scans; a
+    program that only reads through a client, or that switched the collector off, pays no collection."""
+    done = subprocess.run(
+        [sys.executable, "-c", _FREEZE_SCRIPT, program],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(home),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    engine_stage, after = (int(value) for value in done.stdout.split())
+    if program == "flow":
+        assert engine_stage > 10_000
+        assert after > engine_stage + 10_000  # SQLAlchemy, the schema, the service layer
+    else:
+        assert after == 0
+
+
 def _env(home: Path) -> dict[str, str]:
     import os
 

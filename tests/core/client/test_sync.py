@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +118,58 @@ def test_exit_callbacks_run_in_order_before_non_daemon_threads_are_joined() -> N
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["first", "second loop"]
     assert "ZeroDivisionError" in done.stderr
+
+
+_FREEZE_STAGES = """
+import gc
+from headrace.client.sync import freeze_start_up_objects
+
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "stop" and info["generation"] == 2 and collections.append(2))
+kept = []
+freeze_start_up_objects("one")
+frozen = gc.get_freeze_count()
+freeze_start_up_objects("one")  # the same stage again: nothing
+again = (len(collections), gc.get_freeze_count())
+kept.append([])  # a new object, then a new stage
+freeze_start_up_objects("two")
+print(collections[:1], frozen > 1000, again == (1, frozen), gc.get_freeze_count() > frozen, len(collections))
+"""
+
+
+def test_start_up_objects_are_frozen_once_per_stage_after_a_full_collection() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _FREEZE_STAGES], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[2]", "True", "True", "True", "2"]
+
+
+_ENGINE_FREEZE = """
+import gc, sys
+from headrace.engine.api import current_settings, engine_api
+
+if sys.argv[1] == "off":
+    gc.disable()
+before = gc.get_freeze_count()
+engine_api(current_settings())  # an HTTP client: nothing is sent yet
+print(before, gc.get_freeze_count())
+"""
+
+
+@pytest.mark.parametrize("collector", ["on", "off"])
+def test_the_engine_freezes_start_up_objects_when_it_opens_its_client(tmp_path: Path, collector: str) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.upper().startswith("HEADRACE_")}
+    env.update(HEADRACE_HOME=str(tmp_path), HEADRACE_API_URL="http://127.0.0.1:9/api")
+    done = subprocess.run(
+        [sys.executable, "-c", _ENGINE_FREEZE, collector],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    before, after = (int(value) for value in done.stdout.split())
+    assert before == 0
+    assert (after > 10_000) if collector == "on" else (after == 0)

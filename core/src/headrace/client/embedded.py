@@ -29,9 +29,8 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from pydantic import TypeAdapter
-
 from headrace.client.base import ApiError, ApiUnreachable, ClientError, RecordKind
+from headrace.client.ingest import validate_records
 from headrace.schemas.logs import LogCreate
 from headrace.schemas.runs import SetStateRequest, TaskRunRecord
 
@@ -64,8 +63,6 @@ if TYPE_CHECKING:
 
 __all__ = ["EmbeddedClient", "dispose_shared_databases"]
 
-_TASK_RUN_RECORDS = TypeAdapter(TaskRunRecord)
-_LOGS = TypeAdapter(LogCreate)
 
 # Databases shared by the embedded clients on the process loop, by URL; and the lock that makes one.
 _shared: dict[str, Database] = {}
@@ -284,14 +281,16 @@ class EmbeddedClient:
             await blocks.delete_block_document(database, document_id)
 
     async def ingest_serialized(self, kind: RecordKind, payloads: Sequence[bytes]) -> IngestResult:
+        """Validate the JSON records as the server's bulk endpoints do, then store them."""
         from pydantic import ValidationError
 
         try:
-            if kind == "task_runs":
-                return await self.ingest_task_run_records([_TASK_RUN_RECORDS.validate_json(p) for p in payloads])
-            return await self.ingest_logs([_LOGS.validate_json(p) for p in payloads])
+            records = validate_records(kind, payloads)
         except ValidationError as exc:
             raise ApiError(422, f"invalid {kind.replace('_', '-')} record: {exc.errors()[0].get('msg', exc)}") from exc
+        if kind == "task_runs":
+            return await self.ingest_task_run_records(records)
+        return await self.ingest_logs(records)
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -318,6 +317,9 @@ async def _open(settings: Settings) -> Database:
     except Exception as exc:
         await database.dispose()
         raise ApiUnreachable(f"cannot open the embedded database {database.display_url}: {_first_line(exc)}") from exc
+    from headrace.client.sync import freeze_start_up_objects
+
+    freeze_start_up_objects("embedded-database", after="engine")
     return database
 
 

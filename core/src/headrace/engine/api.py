@@ -116,11 +116,12 @@ def engine_api(settings: Settings) -> EngineApi:
         api = _apis.get(key)
         if api is None:
             from headrace.client import get_client
-            from headrace.client.sync import run_sync
+            from headrace.client.sync import freeze_start_up_objects, run_sync
 
             client = get_client(settings)
             run_sync(client.__aenter__())
             api = EngineApi(client)
+            freeze_start_up_objects("engine")
             if not _apis:
                 from headrace.client.sync import on_exit
 
