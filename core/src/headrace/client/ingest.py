@@ -33,6 +33,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 
+from headrace.schemas.base import plain_text
 from headrace.schemas.logs import LogCreate
 from headrace.schemas.runs import TaskRunRecord
 from headrace.schemas.states import State
@@ -42,22 +43,12 @@ if TYPE_CHECKING:
 
 __all__ = ["can_stand_in", "plain_text", "validate_records"]
 
-_UNSTORABLE_ESCAPES = (b"\\u0000", b"\\ud", b"\\uD")
 
 # The Python validators each wire model has, which the fast models stand in for (see the docstring).
 _KNOWN_VALIDATORS: dict[type[BaseModel], set[str]] = {
     TaskRunRecord: {"_storable_text", "_state_has_an_id"},
     LogCreate: {"_storable_text"},
 }
-
-
-def plain_text(payload: bytes) -> bool:
-    """Whether the JSON ``payload`` certainly holds no text a database refuses (NUL, lone surrogates).
-
-    A false alarm (an escaped backslash before ``u0000``, a valid surrogate pair) only means the payload
-    is read by the wire model itself.
-    """
-    return not any(escape in payload for escape in _UNSTORABLE_ESCAPES)
 
 
 def _validator_names(model: type[BaseModel]) -> set[str]:
