@@ -402,6 +402,8 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
                 report("start_to_healthy_existing_s", backend, existing_seconds)
                 time.sleep(args.idle_seconds)
                 report("idle_rss_mb", backend, rss_mb(process.pid))
+                if args.no_load:
+                    return
                 measure_load(
                     api,
                     backend,
@@ -424,6 +426,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=4000, help="Flow runs to create in total.")
     parser.add_argument("--records", type=int, default=200_000, help="Task-run records to ingest in total.")
     parser.add_argument("--idle-seconds", type=float, default=2.0, help="Idle time before reading the RSS.")
+    parser.add_argument(
+        "--no-load", action="store_true", help="Skip the load phases: print the start-up and RSS figures only."
+    )
     args = parser.parse_args(argv)
     backends = ["sqlite", "postgresql"] if args.backend == "all" else [args.backend]
     for backend in backends:

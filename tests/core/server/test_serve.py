@@ -29,3 +29,13 @@ def test_tune_gc_freezes_what_start_up_built_and_collects_young_objects_less_oft
     assert gc.get_freeze_count() >= len(built_at_start_up)
     scanned = {id(item) for item in gc.get_objects()}  # the permanent generation is never scanned
     assert id(built_at_start_up[0]) not in scanned
+
+
+@pytest.mark.usefixtures("restored_gc")
+def test_tune_gc_switches_the_collector_back_on_after_a_start_up_without_it() -> None:
+    gc.disable()
+    try:
+        tune_gc()
+        assert gc.isenabled()
+    finally:
+        gc.enable()

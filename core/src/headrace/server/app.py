@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -16,8 +17,8 @@ from headrace import __version__
 from headrace.server.api import include_api
 from headrace.server.api.bodies import document_json_bodies
 from headrace.server.api.dependencies import AuthState
+from headrace.server.api.direct import install_direct_routes
 from headrace.server.db import Database
-from headrace.server.metrics import install_metrics
 from headrace.server.problems import install_problem_handlers
 from headrace.server.security.csrf import load_or_create_secret
 from headrace.server.security.middleware import SecurityMiddleware
@@ -62,9 +63,30 @@ def create_app(
     app.state.csrf_secret = load_or_create_secret(settings.home) if settings.server_csrf_protection_enabled else None
     install_problem_handlers(app)
     include_api(app)
-    document_json_bodies(app)
+    install_direct_routes(app)  # the busiest routes skip FastAPI's router walk (see api.direct)
+    _document_json_bodies_on_first_use(app)
     # Authentication and CSRF run before routing (see headrace.server.security.middleware).
     app.add_middleware(SecurityMiddleware, csrf_protection=settings.server_csrf_protection_enabled)
     if settings.server_metrics_enabled:
+        from headrace.server.metrics import install_metrics  # prometheus_client only when metrics are on
+
         install_metrics(app)  # added last, so its middleware is outermost and counts refused requests too
     return app
+
+
+def _document_json_bodies_on_first_use(app: FastAPI) -> None:
+    """Arrange for :func:`document_json_bodies` to run when the OpenAPI document is first asked for.
+
+    Why not at once: it walks every route, and FastAPI builds a route's dependencies and validation
+    models the first time the route is walked (or matched). Done here, that is a third of ``create_app``
+    spent before the server can answer, for a document most servers never serve. Later, each route is
+    built when its first request arrives, and the document when it is first asked for.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        app.openapi = build  # type: ignore[method-assign]
+        document_json_bodies(app)
+        return app.openapi()
+
+    app.openapi = openapi  # type: ignore[method-assign]
