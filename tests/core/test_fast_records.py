@@ -1,4 +1,4 @@
-"""headrace.client.ingest: serialized records are read to exactly what the wire models read, for less."""
+"""headrace.schemas.fast_records: serialized records are read to exactly what the wire models read, for less."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError, field_validator
 
-from headrace.client import ingest
-from headrace.client.ingest import can_stand_in, plain_text, validate_records
+from headrace.schemas import fast_records as ingest
+from headrace.schemas.fast_records import can_stand_in, plain_text, validate_records
 from headrace.schemas.logs import LogCreate
 from headrace.schemas.runs import TaskRunRecord
 from headrace.schemas.states import State, StateDetails, StateType

@@ -11,10 +11,10 @@ failures that survive the retries raise :class:`ApiUnreachable`. Both are :class
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
-from headrace.schemas.base import Page
+from headrace.schemas.base import Page, RecordKind
 from headrace.schemas.blocks import (
     BlockDocument,
     BlockDocumentCreate,
@@ -37,9 +37,6 @@ from headrace.schemas.runs import (
     TaskRunRecord,
 )
 from headrace.schemas.states import State
-
-RecordKind = Literal["task_runs", "logs"]
-"""The two kinds of run record the SDK ships in bulk: task-run state changes and log lines."""
 
 
 class ClientError(Exception):

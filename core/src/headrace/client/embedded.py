@@ -29,8 +29,9 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from headrace.client.base import ApiError, ApiUnreachable, ClientError, RecordKind
-from headrace.client.ingest import validate_records
+from headrace.client.base import ApiError, ApiUnreachable, ClientError
+from headrace.schemas.base import RecordKind
+from headrace.schemas.fast_records import validate_records
 from headrace.schemas.logs import LogCreate
 from headrace.schemas.runs import SetStateRequest, TaskRunRecord
 

@@ -47,9 +47,9 @@ import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from headrace import __version__
-from headrace.client.base import ApiError, ApiUnreachable, ClientError, RecordKind
+from headrace.client.base import ApiError, ApiUnreachable, ClientError
 from headrace.retries import capped_exponential, jittered
-from headrace.schemas.base import Page
+from headrace.schemas.base import Page, RecordKind
 from headrace.schemas.blocks import (
     BlockDocument,
     BlockDocumentCreate,

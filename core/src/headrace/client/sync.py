@@ -28,8 +28,8 @@ from uuid import UUID
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from headrace.client.base import OrchestrationClient, RecordKind
-    from headrace.schemas.base import Page
+    from headrace.client.base import OrchestrationClient
+    from headrace.schemas.base import Page, RecordKind
     from headrace.schemas.logs import Log, LogCreate, LogFilter
     from headrace.schemas.runs import (
         Flow,

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from headrace.client.base import ApiError, ClientError, RecordKind
+from headrace.client.base import ApiError, ClientError
 from headrace.records.spool import (
     KINDS,
     Orphan,
@@ -42,6 +42,7 @@ from headrace.records.spool import (
     spool_directory,
 )
 from headrace.retries import capped_exponential, jittered
+from headrace.schemas.base import RecordKind
 
 if TYPE_CHECKING:
     from headrace.client.base import OrchestrationClient

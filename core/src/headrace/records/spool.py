@@ -49,7 +49,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, get_args
 
-from headrace.client.base import RecordKind
+from headrace.schemas.base import RecordKind
 
 __all__ = [
     "KINDS",

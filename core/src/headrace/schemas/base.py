@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
@@ -61,6 +61,9 @@ def _refuse_unstorable_text(data: Any) -> None:
         elif isinstance(item, (list, tuple)):
             stack.extend(item)
 
+
+RecordKind = Literal["task_runs", "logs"]
+"""The two kinds of run record the SDK ships in bulk: task-run state changes and log lines."""
 
 _UNSTORABLE_ESCAPES = (b"\\u0000", b"\\ud", b"\\uD")
 

@@ -1,7 +1,10 @@
 """Reading serialized run records as the server's bulk endpoints do, at a fraction of the CPU.
 
-The embedded client (:mod:`headrace.client.embedded`) stores the records the shipper sends it in this
-very process, so validating them is part of what every task run costs the flow. The wire models
+Two readers use it: the embedded client (:mod:`headrace.client.embedded`), which stores the records the
+shipper sends it in this very process, so that validating them is part of what every task run costs the
+flow; and the server's ingest routes (task-run records and logs, through
+:class:`~headrace.server.api.bodies.JsonBody`'s ``fast`` reader), where it is most of the CPU a record
+costs outside the database. The wire models
 (:class:`~headrace.schemas.runs.TaskRunRecord`, :class:`~headrace.schemas.logs.LogCreate`) carry two
 validators written in Python: one walks every string looking for text no database stores (NUL, lone
 surrogates), the other insists that a task-run record's state has its id. Any Python "before" validator
@@ -28,20 +31,17 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
-from headrace.schemas.base import plain_text
+from headrace.schemas.base import RecordKind, plain_text
 from headrace.schemas.logs import LogCreate
 from headrace.schemas.runs import TaskRunRecord
 from headrace.schemas.states import State
 
-if TYPE_CHECKING:
-    from headrace.client.base import RecordKind
-
-__all__ = ["can_stand_in", "plain_text", "validate_records"]
+__all__ = ["FastList", "can_stand_in", "plain_text", "validate_records"]
 
 
 # The Python validators each wire model has, which the fast models stand in for (see the docstring).
@@ -87,16 +87,19 @@ def _fast_model(model: type[BaseModel], replace: dict[str, Any]) -> type[BaseMod
     return fast
 
 
-def _fast_adapter(model: type[BaseModel], replace: dict[str, Any]) -> TypeAdapter[Any] | None:
+def _fast_model_if_it_can_stand_in(model: type[BaseModel], replace: dict[str, Any]) -> type[BaseModel] | None:
     if not can_stand_in(model, _KNOWN_VALIDATORS[model]):
         return None  # State's own validators need no check: the fast model's state inherits them
-    return TypeAdapter(_fast_model(model, replace))
+    return _fast_model(model, replace)
 
 
-# kind -> (the wire model's validator, the fast model's or None when it cannot stand in)
+# kind -> (the wire model, its fast model or None when that cannot stand in)
+_MODELS: dict[str, tuple[type[BaseModel], type[BaseModel] | None]] = {
+    "task_runs": (TaskRunRecord, _fast_model_if_it_can_stand_in(TaskRunRecord, {"state": _StateWithId})),
+    "logs": (LogCreate, _fast_model_if_it_can_stand_in(LogCreate, {})),
+}
 _VALIDATORS: dict[str, tuple[TypeAdapter[Any], TypeAdapter[Any] | None]] = {
-    "task_runs": (TypeAdapter(TaskRunRecord), _fast_adapter(TaskRunRecord, {"state": _StateWithId})),
-    "logs": (TypeAdapter(LogCreate), _fast_adapter(LogCreate, {})),
+    kind: (TypeAdapter(wire), TypeAdapter(fast) if fast is not None else None) for kind, (wire, fast) in _MODELS.items()
 }
 
 
@@ -116,3 +119,28 @@ def validate_records(kind: RecordKind, payloads: Sequence[bytes]) -> list[Any]:
                 pass  # the wire model decides, with its own message
         records.append(full.validate_json(payload))
     return records
+
+
+class FastList:
+    """A JSON array of at most ``max_length`` records of one kind, read with the fast model (the server's bodies).
+
+    :meth:`read` gives ``None`` whenever the wire model must decide (an escape that may be unstorable
+    text, anything the fast model refuses, no fast model): the caller then reads the payload as before,
+    with the wire model's own answers and errors.
+    """
+
+    def __init__(self, kind: RecordKind, max_length: int) -> None:
+        fast = _MODELS[kind][1]
+        self._adapter: TypeAdapter[list[Any]] | None = None
+        if fast is not None:
+            records: Any = Annotated[list[fast], Field(max_length=max_length)]  # type: ignore[valid-type]
+            self._adapter = TypeAdapter(records)
+
+    def read(self, payload: bytes) -> list[Any] | None:
+        """The records, or ``None`` when the wire model must read ``payload``."""
+        if self._adapter is None or not plain_text(payload):
+            return None
+        try:
+            return self._adapter.validate_json(payload)
+        except ValidationError:
+            return None

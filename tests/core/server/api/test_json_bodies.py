@@ -43,6 +43,12 @@ BAD_REQUESTS: dict[str, tuple[bytes, dict[str, str]]] = {
     "NUL in text": (b'{"flow_name": "a\\u0000b", "name": "a\\u0000"}', JSON),
     "NUL in nested text": (b'{"flow_name": "f", "state": {"type": "PENDING", "message": "\\u0000"}}', JSON),
     "lone surrogate": (b'{"flow_name": "a\\ud800b"}', JSON),
+    "a record with NUL in text": (
+        b'[{"task_run_id": "5b0b8f6e-4d43-4a52-9a0e-2f0d1c7e9a11", "task_key": "k", "name": "a\\u0000",'
+        b' "state": {"id": "7c1f6a2e-0d7b-4e0e-8d7c-7a1c2b3d4e5f", "type": "COMPLETED"}}]',
+        JSON,
+    ),
+    "records over the limit": (b"[" + b",".join([b"{}"] * 10_001) + b"]", JSON),
 }
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Request, Response
 
 from headrace.schemas.base import Page
+from headrace.schemas.fast_records import FastList
 from headrace.schemas.logs import Log, LogCreate, LogFilter
 from headrace.schemas.runs import IngestResult
 from headrace.server.api.bodies import TOO_LARGE_RESPONSE, JsonBody, bounded_body_route, json_response
@@ -36,6 +37,7 @@ ingest_body = JsonBody[list[LogCreate]](
     ],
     name="logs",
     one_step=False,
+    fast=FastList("logs", max_length=operations.MAX_LOGS_PER_REQUEST),
 )
 """Read by the route itself, parsed then validated as FastAPI would (see headrace.server.api.bodies)."""
 

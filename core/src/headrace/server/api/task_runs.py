@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Request, Response, status
 
 from headrace.schemas.base import Page
+from headrace.schemas.fast_records import FastList
 from headrace.schemas.runs import MAX_INGEST_RECORDS, IngestResult, TaskRun, TaskRunFilter, TaskRunRecord
 from headrace.schemas.states import State
 from headrace.server.api.bodies import JsonBody, bounded_body_route, json_response
@@ -36,6 +37,7 @@ ingest_body = JsonBody[list[TaskRunRecord]](
     ],
     name="records",
     one_step=False,
+    fast=FastList("task_runs", max_length=MAX_INGEST_RECORDS),
 )
 """Read by the route itself, parsed then validated as FastAPI would (see headrace.server.api.bodies)."""
 
