@@ -16,7 +16,7 @@ The route stays an ordinary FastAPI route: the OpenAPI document, the route table
 middleware reads, and the enumeration in the auth tests see it as before. When a request is not one the
 direct path can take exactly as FastAPI would (a path parameter that does not parse, dependency
 overrides in place), it goes to FastAPI's router, which answers it (with its 422, for instance).
-Marking a route whose parameters the direct path cannot build is an error when the app is built.
+Marking a route whose parameters the direct path cannot build is an error at the first request.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from headrace.server.api.dependencies import OPEN_PATHS
 
 __all__ = ["DirectRoutes", "direct", "install_direct_routes"]
 
@@ -123,24 +125,32 @@ class DirectRoutes:
     def __init__(self, app: FastAPI, router: ASGIApp) -> None:
         self._app = app
         self._router = router
-        self._routes: list[_Route] = []
-        for context in iter_route_contexts(app.routes):
-            route = context.original_route
-            if not (isinstance(route, APIRoute) and getattr(route.endpoint, _MARK, False)):
-                continue
-            path = context.path or ""
-            if type(route) is not APIRoute:
-                raise TypeError(f"direct route {path}: its route class {type(route).__name__} would be bypassed")
-            regex, _, _ = compile_path(path)
-            methods = frozenset(context.methods or ())
-            self._routes.append(_Route(path, regex, methods, route, route.endpoint, _arguments(route, path)))
+        self._table: list[_Route] | None = None  # built on first use, see _routes
+
+    def _routes(self) -> list[_Route]:
+        """The direct routes, found on first use: walking the routes makes FastAPI build every one of them,
+        which start-up should not wait for (the first health check arrives before any other request)."""
+        if self._table is None:
+            table = []
+            for context in iter_route_contexts(self._app.routes):
+                route = context.original_route
+                if not (isinstance(route, APIRoute) and getattr(route.endpoint, _MARK, False)):
+                    continue
+                path = context.path or ""
+                if type(route) is not APIRoute:
+                    raise TypeError(f"direct route {path}: its route class {type(route).__name__} would be bypassed")
+                regex, _, _ = compile_path(path)
+                methods = frozenset(context.methods or ())
+                table.append(_Route(path, regex, methods, route, route.endpoint, _arguments(route, path)))
+            self._table = table
+        return self._table
 
     def routes(self) -> list[tuple[str, str]]:
         """``(method, path template)`` of every route dispatched directly."""
-        return sorted((method, route.path) for route in self._routes for method in route.methods)
+        return sorted((method, route.path) for route in self._routes() for method in route.methods)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self._app.dependency_overrides:
+        if scope["type"] == "http" and not self._app.dependency_overrides and scope["path"] not in OPEN_PATHS:
             found = self._match(scope)
             if found is not None:
                 route, path_params = found
@@ -162,7 +172,7 @@ class DirectRoutes:
         if root and path.startswith(root):
             path = path[len(root) :]
         method = scope["method"]
-        for route in self._routes:
+        for route in self._routes():
             if method in route.methods:
                 match = route.regex.match(path)
                 if match is not None:

@@ -72,6 +72,8 @@ class RouteTable:
     def __init__(self, app: Any) -> None:
         self._app = app
         self._routes: list[tuple[re.Pattern[str], RouteInfo]] | None = None
+        self._by_prefix: dict[str, list[tuple[re.Pattern[str], RouteInfo]]] | None = None
+        self._anywhere: list[tuple[re.Pattern[str], RouteInfo]] = []
 
     @classmethod
     def of(cls, app: Any) -> RouteTable:
@@ -100,15 +102,37 @@ class RouteTable:
             self._routes = routes
         return self._routes
 
+    def candidates(self, path: str) -> list[tuple[re.Pattern[str], RouteInfo]]:
+        """The routes that can match ``path``, in route order: those under its first two segments
+        (``/api/flow-runs``), and those whose first two segments hold a parameter. Each request is
+        matched here before routing, so this keeps it to a handful of regexes instead of all of them."""
+        if self._by_prefix is None:
+            index: dict[str, list[tuple[int, re.Pattern[str], RouteInfo]]] = {}
+            anywhere: list[tuple[int, re.Pattern[str], RouteInfo]] = []
+            for order, (regex, info) in enumerate(self.routes()):
+                prefix = _prefix(info.template)
+                (anywhere if "{" in prefix else index.setdefault(prefix, [])).append((order, regex, info))
+            self._by_prefix = {
+                prefix: [(regex, info) for _, regex, info in sorted([*entries, *anywhere], key=lambda e: e[0])]
+                for prefix, entries in index.items()
+            }
+            self._anywhere = [(regex, info) for _, regex, info in anywhere]
+        return self._by_prefix.get(_prefix(path), self._anywhere)
+
     def match(self, method: str, path: str) -> tuple[RouteInfo | None, bool]:
         """The route serving ``method path`` and whether the method matched too (False: a 405)."""
         by_path = None
-        for regex, info in self.routes():
+        for regex, info in self.candidates(path):
             if regex.match(path):
                 if not info.methods or method in info.methods:
                     return info, True
                 by_path = by_path or info
         return by_path, False
+
+
+def _prefix(path: str) -> str:
+    """The first two segments of a path or template: ``/api/flow-runs`` of ``/api/flow-runs/{id}/set-state``."""
+    return "/".join(path.split("/", 3)[:3])
 
 
 class SecurityMiddleware:
