@@ -125,6 +125,12 @@ def test_logs_read_as_the_wire_model_reads_them() -> None:
         assert _outcome(lambda raw: validate_records("logs", [raw])[0], payload) == expected
 
 
+def test_plain_text_refuses_utf16_and_encoded_surrogates_but_not_hangul() -> None:
+    assert not plain_text('{"name":"a\x00"}'.encode("utf-16"))  # no escape to search for: zero bytes instead
+    assert not plain_text('{"name":"a\ud800"}'.encode("utf-8", "surrogatepass"))
+    assert plain_text('{"name":"\ud55c"}'.encode())  # Hangul starts with the same lead byte, and is fine
+
+
 def test_plain_text_sees_every_escape_of_unstorable_text() -> None:
     assert plain_text(b'{"name":"caf\xc3\xa9"}')
     assert not plain_text(b'{"name":"a\\u0000"}')

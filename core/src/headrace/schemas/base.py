@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -66,6 +67,7 @@ RecordKind = Literal["task_runs", "logs"]
 """The two kinds of run record the SDK ships in bulk: task-run state changes and log lines."""
 
 _UNSTORABLE_ESCAPES = (b"\\u0000", b"\\ud", b"\\uD")
+_ENCODED_SURROGATE = re.compile(rb"\xed[\xa0-\xbf]")  # UTF-8 bytes of U+D800..U+DFFF (Hangul is \xed[\x80-\x9f])
 
 TEXT_CHECKED = "headrace.text_checked"
 """A validation-context key: ``{TEXT_CHECKED: True}`` says the raw JSON was checked with :func:`plain_text`,
@@ -75,11 +77,15 @@ so the models need not walk every string of it again (see :class:`ActionModel`).
 def plain_text(payload: bytes) -> bool:
     """Whether the JSON ``payload`` certainly holds no text a database refuses (NUL, lone surrogates).
 
-    Valid JSON can only carry those as ``\\u`` escapes, so a search of the raw bytes settles it for the
-    whole payload at once. A false alarm (an escaped backslash before ``u0000``, a valid surrogate pair)
-    only means the payload is checked string by string.
+    In UTF-8 JSON those can only arrive as ``\\u`` escapes or as the bytes of an encoded surrogate, so a
+    search of the raw bytes settles it for the whole payload at once. A zero byte anywhere fails it too:
+    that is either a raw NUL or JSON in UTF-16 or UTF-32 (which ``json.loads`` accepts), where escapes
+    cannot be searched for as bytes. A false alarm (an escaped backslash before ``u0000``, a valid
+    surrogate pair) only means the payload is checked string by string.
     """
-    return not any(escape in payload for escape in _UNSTORABLE_ESCAPES)
+    if b"\x00" in payload or any(escape in payload for escape in _UNSTORABLE_ESCAPES):
+        return False
+    return not (b"\xed" in payload and _ENCODED_SURROGATE.search(payload))
 
 
 class ActionModel(BaseModel):

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI, Request, Response
 
+from headrace.server.api.dependencies import get_database
 from headrace.server.api.direct import DirectRoutes, direct, install_direct_routes
 from headrace.server.app import create_app
 from headrace.settings import Settings
@@ -24,6 +25,32 @@ def test_a_path_parameter_that_does_not_parse_gets_fastapis_own_422(api: httpx.C
     bad = api.post("/flow-runs/not-a-uuid/set-state", json={"state": {"type": "PENDING"}})
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["loc"] == ["path", "flow_run_id"]
+
+
+def test_every_spelling_of_a_run_id_is_read_as_fastapi_reads_it(tmp_path: Path) -> None:
+    """The direct path against FastAPI's own (forced by a dependency override that changes nothing)."""
+    spellings = ["{id}", "{upper}", "{{{id}}}", "urn:uuid:{id}", "{hex}", "{id}x", "1-2345678123456781234567812345678"]
+
+    async def answers(force_fastapi: bool) -> list[tuple[int, str]]:
+        app = create_app(Settings(home=tmp_path / str(force_fastapi), server_retention_enabled=False))
+        if force_fastapi:
+            app.dependency_overrides[get_database] = get_database
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test/api") as client:
+                flow = (await client.post("/flows", json={"name": "spellings"})).json()
+                run_id = uuid.UUID("7f3c1b2a-0d4e-4f5a-8b6c-9d0e1f2a3b4c")
+                await client.post("/flow-runs", json={"id": str(run_id), "flow_id": flow["id"]})
+                seen = []
+                for spelling in spellings:
+                    path_id = spelling.format(id=run_id, upper=str(run_id).upper(), hex=run_id.hex)
+                    answer = await client.post(f"/flow-runs/{path_id}/set-state", json={"state": {"type": "PENDING"}})
+                    seen.append((answer.status_code, answer.json().get("kind", "")))
+                return seen
+
+    direct_answers = asyncio.run(answers(force_fastapi=False))
+    assert direct_answers == asyncio.run(answers(force_fastapi=True))
+    assert {status for status, _ in direct_answers} >= {201, 422}
 
 
 def test_an_unknown_run_is_the_operations_404(api: httpx.Client) -> None:

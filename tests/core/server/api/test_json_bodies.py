@@ -49,6 +49,21 @@ BAD_REQUESTS: dict[str, tuple[bytes, dict[str, str]]] = {
         JSON,
     ),
     "records over the limit": (b"[" + b",".join([b"{}"] * 10_001) + b"]", JSON),
+    # json.loads reads UTF-16 and UTF-32 too, and lets surrogates encoded in UTF-8 through as text:
+    # neither holds a "\\u" escape for the raw search to find.
+    "a record with NUL, in UTF-16": (
+        '[{"task_run_id": "5b0b8f6e-4d43-4a52-9a0e-2f0d1c7e9a11", "task_key": "k", "name": "a\x00", '
+        '"level": 20, "message": "a\x00", "state": {"id": "7c1f6a2e-0d7b-4e0e-8d7c-7a1c2b3d4e5f", '
+        '"type": "COMPLETED"}}]'.encode("utf-16"),
+        JSON,
+    ),
+    "a record with a lone surrogate encoded in UTF-8": (
+        '[{"task_run_id": "5b0b8f6e-4d43-4a52-9a0e-2f0d1c7e9a11", "task_key": "k", "name": "a\ud800", '
+        '"message": "a\ud800", "state": {"id": "7c1f6a2e-0d7b-4e0e-8d7c-7a1c2b3d4e5f", "type": "COMPLETED"}}]'.encode(
+            "utf-8", "surrogatepass"
+        ),
+        JSON,
+    ),
 }
 
 

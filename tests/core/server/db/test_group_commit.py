@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from headrace.server.db import Database, models
+from headrace.server.db.migrate import migrate_on_start
 from headrace.server.db.prepared import Prepared
 from headrace.settings import Settings
 
@@ -121,3 +124,36 @@ def test_a_maintenance_connection_commits_the_open_group_first(server_settings: 
             assert await _committed_names(database) == {"grouped"}
 
     asyncio.run(scenario())
+
+
+def test_when_the_group_commit_fails_every_write_of_the_group_raises_its_error(
+    settings_for: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """A failed write waits for the writes before it: what it saw may never be committed."""
+    settings = settings_for(f"sqlite:///{tmp_path / 'group.db'}")
+    sqlite_writer = sa.text("PRAGMA defer_foreign_keys = ON")  # foreign keys are checked at the commit
+
+    async def breaks_the_commit(database: Database) -> None:
+        async with database.write() as session:
+            await session.execute(sqlite_writer)
+            session.add(models.FlowRun(flow_id=uuid.uuid4(), name="orphan"))  # no such flow
+
+    async def fails_after_it(database: Database) -> None:
+        async with database.write() as session:
+            session.add(models.Flow(name="seen-the-orphan"))
+            await session.flush()
+            raise RuntimeError("fails because of what it saw")
+
+    async def scenario() -> list[BaseException | None]:
+        async with Database.from_settings(settings) as database:
+            await migrate_on_start(database, settings)
+            results = await asyncio.gather(
+                breaks_the_commit(database), fails_after_it(database), return_exceptions=True
+            )
+            assert await _committed_names(database) == set()
+            return list(results)
+
+    first, second = asyncio.run(scenario())
+    assert isinstance(first, sa.exc.IntegrityError)
+    assert isinstance(second, sa.exc.IntegrityError)  # not its own RuntimeError: the commit failed first
+    assert isinstance(second.__cause__, RuntimeError)

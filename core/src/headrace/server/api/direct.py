@@ -30,6 +30,7 @@ from uuid import UUID
 
 from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic import TypeAdapter
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -38,7 +39,9 @@ from headrace.server.api.dependencies import OPEN_PATHS
 __all__ = ["DirectRoutes", "direct", "install_direct_routes"]
 
 _MARK = "headrace_direct_route"
-_CONVERTERS: dict[Any, Callable[[str], Any]] = {UUID: UUID, str: str}
+# pydantic's UUID rules, as FastAPI applies them to path parameters (the stdlib's UUID() takes more
+# spellings, such as "{...}" and "urn:uuid:...", that FastAPI answers with 422).
+_CONVERTERS: dict[Any, Callable[[str], Any]] = {UUID: TypeAdapter(UUID).validate_python, str: str}
 
 Endpoint = Callable[..., Awaitable[Response]]
 Argument = Callable[[Request], Awaitable[Any] | Any]
@@ -71,7 +74,7 @@ class _Route:
             elif kind == "path":
                 try:
                     kwargs[name] = detail(request.path_params[name])
-                except (ValueError, KeyError):
+                except (ValueError, KeyError):  # pydantic's ValidationError is a ValueError
                     raise _NotDirect from None
             else:
                 kwargs[name] = await detail(request)

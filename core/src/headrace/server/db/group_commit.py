@@ -60,7 +60,14 @@ class GroupCommit:
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """A session in a savepoint of the open group; returns once the group has committed."""
+        """A session in a savepoint of the open group; returns (or raises) once the group has committed.
+
+        A write that fails raises only after the writes before it in its group have committed: it may have
+        failed because of what they wrote, and if their commit fails, that is the error it raises instead
+        (the state it saw never existed). A cancelled write does not wait.
+        """
+        failure: BaseException | None = None
+        committed: asyncio.Future[None] | None = None
         async with self._lock:
             connection, writer, session = await self._open()
             writer.execute(_BEGIN_WRITE).close()
@@ -69,7 +76,8 @@ class GroupCommit:
                 if session.in_transaction():  # the session was used: it began (a savepoint) on its own
                     await session.commit()
                 writer.execute(_END_WRITE).close()
-            except BaseException:
+            except BaseException as error:
+                failure = error
                 if session.in_transaction():
                     with contextlib.suppress(SQLAlchemyError, sqlite3.Error):
                         await session.rollback()
@@ -80,14 +88,21 @@ class GroupCommit:
                     # SQLite rolled the whole transaction back (it may, on I/O errors or a full disk):
                     # the writes before this one in the group are gone too, and must say so.
                     await self._abandon(connection)
-                else:
-                    self._schedule_commit()  # the writes before this one (or none) still commit
-                raise
             finally:
                 if session.in_transaction() or session.identity_map:
                     await session.close()  # ready for the group's next write (a closed session can be reused)
-            committed = self._schedule_commit()
-        await asyncio.shield(committed)
+            if self._connection is not None:
+                committed = self._schedule_commit()  # the writes before a failed one (or none) still commit
+        if failure is None:
+            assert committed is not None
+            await asyncio.shield(committed)
+            return
+        if committed is not None and isinstance(failure, Exception):
+            try:
+                await asyncio.shield(committed)
+            except Exception as commit_error:
+                raise commit_error from failure
+        raise failure
 
     async def flush(self) -> None:
         """Commit the open group now, if any. The caller holds the write lock."""

@@ -24,6 +24,7 @@ callers write one code path for every case::
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
@@ -32,7 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from headrace.server.db.group_commit import sqlite_writer_of
 from headrace.server.db.types import json_dumps
@@ -118,7 +119,7 @@ class Prepared:
             return compiled.rows(raw, None) if compiled.row is not None else []
         connection = await session.connection()
         if connection.dialect.name == "postgresql":
-            return await self._on_asyncpg(await connection.get_raw_connection(), connection.dialect, values)
+            return await self._on_asyncpg(connection, values)
         result = await connection.execute(self.statement, dict(values))
         return list(result.all()) if result.returns_rows else []
 
@@ -131,17 +132,31 @@ class Prepared:
         """Run a statement for its effect (an INSERT, UPDATE or DELETE)."""
         await self.all(session, values)
 
-    async def _on_asyncpg(self, raw: Any, dialect: Dialect, values: Mapping[str, Any]) -> list[Any]:
-        """Run on SQLAlchemy's asyncpg adapter, in the transaction the session's connection is in."""
+    async def _on_asyncpg(self, connection: AsyncConnection, values: Mapping[str, Any]) -> list[Any]:
+        """Run on SQLAlchemy's asyncpg adapter, in the transaction the session's connection is in.
+
+        As SQLAlchemy does, a connection whose statement was interrupted (cancelled) or that lost its
+        server is invalidated, so that the pool never hands it out again.
+        """
+        dialect = connection.dialect
+        raw = await connection.get_raw_connection()
         compiled = self._for(dialect)
         parameters = compiled.parameters(values)
-        cursor = raw.dbapi_connection.cursor()
+        cursor = raw.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             await cursor._prepare_and_execute(compiled.sql, parameters)
             rows = cursor.fetchall() if compiled.row is not None else []
             description = cursor.description
         except dialect.loaded_dbapi.Error as error:
-            raise _wrapped(error, compiled.sql, parameters, dialect.loaded_dbapi.Error) from error
+            disconnected = dialect.is_disconnect(error, raw.dbapi_connection, cursor)
+            if disconnected:
+                await connection.invalidate(error)
+            wrapped = _wrapped(error, compiled.sql, parameters, dialect.loaded_dbapi.Error)
+            wrapped.connection_invalidated = disconnected
+            raise wrapped from error
+        except BaseException:
+            await asyncio.shield(connection.invalidate())  # interrupted mid-statement: the protocol state is unknown
+            raise
         finally:
             cursor.close()
         return compiled.rows(rows, description) if rows else []
