@@ -146,9 +146,16 @@ def rss_mb(pid: int) -> float:
 # ------------------------------------------------------------------------------------------ load
 
 
+def new_id() -> uuid.UUID:
+    """An id as the SDK makes its run and state ids (time-ordered, see headrace.engine.ids)."""
+    from headrace.engine.ids import new_id as sdk_id
+
+    return sdk_id()
+
+
 def _state(kind: str) -> dict[str, Any]:
     return {
-        "id": str(uuid.uuid4()),
+        "id": str(new_id()),
         "type": kind,
         "name": kind.capitalize(),
         "timestamp": datetime.now(timezone.utc).isoformat(),
@@ -227,7 +234,7 @@ def _client_process(job: LoadJob, barrier: Any, results: Any) -> None:
     async def create(index: int) -> None:
         connection = connections[index]
         for _ in range(runs_per_client):
-            run_id = str(uuid.uuid4())
+            run_id = str(new_id())
             began = time.perf_counter()
             await connection.post("/flow-runs", {"id": run_id, "flow_id": flow_id})
             latencies.append(time.perf_counter() - began)
@@ -247,7 +254,7 @@ def _client_process(job: LoadJob, barrier: Any, results: Any) -> None:
             size = min(INGEST_BATCH, records_per_client - sent)
             records = [
                 {
-                    "task_run_id": str(uuid.uuid4()),
+                    "task_run_id": str(new_id()),
                     "flow_run_id": run_id,
                     "task_key": "bench.noop",
                     "name": f"noop-{sent + offset}",

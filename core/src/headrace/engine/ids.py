@@ -1,32 +1,44 @@
-"""Random (version 4) UUIDs for runs and states, without a system call each.
+"""Time-ordered (version 7) UUIDs for runs and states, without a system call each.
 
-``uuid.uuid4()`` reads the operating system's random source every time; on the hot path (three ids per task
-run) that system call is the single largest cost, and it releases the GIL to whichever thread wants it.
-:func:`new_id` draws from a generator seeded once from the operating system and re-seeded in a forked
-child, so that two processes never share a sequence. Ids need to be unique, not secret.
+Layout (RFC 9562, version 7): the first 48 bits are the Unix time in milliseconds, the other 74 free bits
+random. Why time-ordered: ids are the primary keys of the run and state tables, and with random keys
+every insert lands on a random page of each key's index, so storing a batch of task-run records touched
+pages all over the database file; with time-ordered keys new rows go to the end of the indexes, which
+keeps the server's ingest cost flat as the tables grow (SQLite and PostgreSQL alike). Ids made in the same
+millisecond are unordered among themselves, which costs nothing: they stay on the same few pages.
+
+``uuid.uuid4()`` reads the operating system's random source every time; on the hot path (three ids per
+task run) that system call was the single largest cost, and it releases the GIL to whichever thread wants
+it. :func:`new_id` draws its random bits from a generator seeded once from the operating system and
+re-seeded in a forked child, so that two processes never share a sequence. Ids need to be unique, not
+secret: 74 random bits per millisecond per process.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import time
 import uuid
 
 __all__ = ["new_id"]
 
 _random = random.Random()
 _getrandbits = _random.getrandbits
-_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
-_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+_time_ns = time.time_ns
+_VERSION_7 = 0x7 << 76
+_VARIANT = 0x2 << 62  # the RFC 9562 variant
 _new = object.__new__
 _set = object.__setattr__
 _SAFE = uuid.SafeUUID.unknown
 
 
 def new_id() -> uuid.UUID:
-    """A random version-4 UUID (what ``uuid.uuid4()`` returns), about twice as fast and with no system call."""
+    """A version-7 UUID: the current time in milliseconds, then random bits (see the module docs)."""
+    random_bits = _getrandbits(74)
     value = _new(uuid.UUID)
-    _set(value, "int", (_getrandbits(128) & _CLEAR) | _SET)
+    millis = _time_ns() // 1_000_000
+    _set(value, "int", (millis << 80) | _VERSION_7 | ((random_bits >> 62) << 64) | _VARIANT | (random_bits & ((1 << 62) - 1)))
     _set(value, "is_safe", _SAFE)
     return value
 
