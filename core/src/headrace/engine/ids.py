@@ -38,7 +38,11 @@ def new_id() -> uuid.UUID:
     random_bits = _getrandbits(74)
     value = _new(uuid.UUID)
     millis = _time_ns() // 1_000_000
-    _set(value, "int", (millis << 80) | _VERSION_7 | ((random_bits >> 62) << 64) | _VARIANT | (random_bits & ((1 << 62) - 1)))
+    _set(
+        value,
+        "int",
+        (millis << 80) | _VERSION_7 | ((random_bits >> 62) << 64) | _VARIANT | (random_bits & ((1 << 62) - 1)),
+    )
     _set(value, "is_safe", _SAFE)
     return value
 

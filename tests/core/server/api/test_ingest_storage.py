@@ -1,6 +1,6 @@
 """What bulk ingest stores, below the API: the same column values an ORM write stores, on every driver path.
 
-Ingest runs its statements straight on the driver connection (headrace.server.operations.bulk); these
+Ingest runs its statements straight on the driver connection (headrace.server.db.driver); these
 tests pin that the rows it writes are the rows SQLAlchemy would write, that the fallback through the
 session (an in-memory SQLite database) behaves the same, and that driver errors reach callers as
 SQLAlchemy's exceptions.
@@ -185,7 +185,7 @@ def test_ingest_through_the_session_fallback_behaves_the_same(settings_for: Call
 
 
 def test_driver_errors_are_sqlalchemys(server_settings: Settings) -> None:
-    from headrace.server.operations.bulk import driver_for
+    from headrace.server.db.driver import driver_for
 
     async def scenario() -> None:
         async with Database.from_settings(server_settings) as database:

@@ -3,7 +3,8 @@
 Why: on the server's busiest routes (create a flow run, propose a state) each statement spent ~100 µs
 of CPU in SQLAlchemy's execution machinery (execution context, events, greenlet switches, result
 objects) around ~10 µs of database work. A :class:`Prepared` statement binds its parameters with the
-columns' own bind processors, runs the SQL SQLAlchemy compiled for the dialect (bind casts included),
+columns' own bind processors (on SQLite, the faster equivalents in :mod:`headrace.server.db.driver` for
+timestamps and JSON), runs the SQL SQLAlchemy compiled for the dialect (bind casts included),
 and applies the columns' own result processors: the values stored and read are exactly those of an ORM
 or Core execution, at a fraction of the cost.
 
@@ -27,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,6 +36,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from headrace.server.db.driver import Processor, bind_processor
 from headrace.server.db.group_commit import sqlite_writer_of
 from headrace.server.db.types import json_dumps
 
@@ -42,7 +44,6 @@ __all__ = ["Prepared"]
 
 # As the server's engines are configured (engine.create_sqlite_engine): the same JSON serializer.
 _SQLITE = sqlite.dialect(json_serializer=json_dumps)
-Processor = Callable[[Any], Any]
 
 
 class _Compiled:
@@ -56,7 +57,7 @@ class _Compiled:
         self.binds: list[tuple[int, Processor]] = [
             (index, processor)
             for index, name in enumerate(self.names)
-            if (processor := compiled.binds[name].type._cached_bind_processor(dialect)) is not None
+            if (processor := bind_processor(compiled.binds[name].type, dialect)) is not None
         ]
         self.columns: list[tuple[str, Any]] = [(column[0], column[3]) for column in compiled._result_columns]
         self.row = namedtuple("Row", [key for key, _ in self.columns], rename=True) if self.columns else None

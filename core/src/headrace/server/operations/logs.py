@@ -6,7 +6,7 @@ only after the commit, so a client may drop what was acknowledged from its spool
 any number of times without storing a line twice. Logs are never refused for naming a run the server
 does not know (they may arrive before or after it); retention removes them after their period.
 
-The insert runs straight on the driver connection (:mod:`headrace.server.operations.bulk`): SQLite gets
+The insert runs straight on the driver connection (:mod:`headrace.server.db.driver`): SQLite gets
 ``executemany`` (its row count is the lines inserted), PostgreSQL one ``INSERT ... SELECT FROM
 unnest(arrays)`` per page (its command status says how many).
 """
@@ -25,8 +25,8 @@ from headrace.schemas.base import Page, utcnow
 from headrace.schemas.logs import Log, LogCreate, LogFilter, LogSort
 from headrace.schemas.runs import IngestResult
 from headrace.server.db import Database, models
+from headrace.server.db.driver import Driver, Processor, bind_processor, driver_for, unnest_insert
 from headrace.server.errors import Problem
-from headrace.server.operations.bulk import Driver, Processor, bind_processor, driver_for, unnest_insert
 from headrace.server.operations.pages import fetch_page
 
 __all__ = ["INSERT_CHUNK_ROWS", "MAX_LOGS_PER_REQUEST", "ingest_logs", "read_logs"]

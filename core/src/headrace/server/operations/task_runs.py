@@ -17,7 +17,7 @@ by its ``state.id``. :func:`ingest_task_run_records` stores a batch in one write
    arrive out of order or twice leave the run as if they had arrived in order, once.
 
 The answer (:class:`~headrace.schemas.runs.IngestResult`) is computed before and returned after the
-commit. The statements run straight on the driver connection (:mod:`headrace.server.operations.bulk`), with
+commit. The statements run straight on the driver connection (:mod:`headrace.server.db.driver`), with
 each record's values converted for the database once: SQLite gets ``executemany``, PostgreSQL one
 ``INSERT ... SELECT FROM unnest(arrays)`` per page, lookups take a page of ids each (pages of
 :data:`CHUNK_ROWS`), and rows are locked in id order so that concurrent ingests on PostgreSQL lock
@@ -47,9 +47,7 @@ from headrace.schemas.runs import (
 )
 from headrace.schemas.states import State, StateType
 from headrace.server.db import Database, models
-from headrace.server.db.types import json_contains_all
-from headrace.server.errors import Problem
-from headrace.server.operations.bulk import (
+from headrace.server.db.driver import (
     Driver,
     Processor,
     bind_processor,
@@ -60,6 +58,8 @@ from headrace.server.operations.bulk import (
     result_processor,
     unnest_insert,
 )
+from headrace.server.db.types import json_contains_all
+from headrace.server.errors import Problem
 from headrace.server.operations.pages import fetch_page
 from headrace.server.operations.states import details_values, state_from_row, state_order_key
 
@@ -268,7 +268,7 @@ class _Lookup:
 class _Ingest:
     """The ingest's SQL and value conversions for one dialect, built once (see the module docstring).
 
-    The conversions are the columns' own bind processors (:func:`~headrace.server.operations.bulk.bind_processor`);
+    The conversions are the columns' own bind processors (:func:`~headrace.server.db.driver.bind_processor`);
     every id column shares one type, as do the timestamp and JSON columns and the two state-type
     columns, so each value is converted once per record and used in every row that holds it.
     """
