@@ -113,6 +113,19 @@ def test_a_direct_route_with_parameters_it_cannot_build_fails_at_the_first_reque
         _served(app)
 
 
+def test_a_direct_route_with_a_dependency_that_has_no_parameter_is_refused() -> None:
+    """A guard in ``dependencies=[...]`` would be skipped by the direct path: such a route is an error."""
+    app = FastAPI()
+
+    @app.post("/things/{thing_id}", dependencies=[Depends(_answer)])
+    @direct
+    async def endpoint(thing_id: str) -> Response:
+        return Response(thing_id)
+
+    with pytest.raises(TypeError, match="dependencies without a parameter"):
+        _served(app)
+
+
 def test_the_servers_direct_routes_are_the_flow_run_hot_paths(tmp_path: Path) -> None:
     app = create_app(Settings(home=tmp_path), run_services=False)
     node: object = app.build_middleware_stack()

@@ -89,8 +89,14 @@ def _arguments(route: APIRoute, path: str) -> tuple[tuple[str, str, Any], ...]:
         raise TypeError(f"{where}: only Request, path parameters and request-only dependencies are supported")
     path_types = {field.name: field.field_info.annotation for field in dependant.path_params}
     dependencies = {sub.name: sub for sub in dependant.dependencies}
+    parameters = inspect.signature(route.endpoint).parameters
+    unnamed = [sub.call for sub in dependant.dependencies if sub.name not in parameters]
+    if unnamed:
+        # Router- or decorator-level dependencies (a scope guard in ``dependencies=[...]``, say) have no
+        # parameter: the direct path would skip them, so it refuses the route instead.
+        raise TypeError(f"{where}: dependencies without a parameter ({unnamed!r}) are not supported")
     arguments: list[tuple[str, str, Any]] = []
-    for name in inspect.signature(route.endpoint).parameters:
+    for name in parameters:
         if name == dependant.request_param_name:
             arguments.append((name, "request", None))
         elif name in path_types:
