@@ -208,3 +208,42 @@ def test_driver_errors_are_sqlalchemys(server_settings: Settings) -> None:
                 assert (await session.scalars(sa.select(models.Flow.name))).all() == ["taken"]
 
     asyncio.run(scenario())
+
+
+def test_a_cancelled_ingest_on_postgresql_leaves_no_broken_connection_in_the_pool(
+    empty_postgres_url: str, settings_for: Callable[..., Settings]
+) -> None:
+    """Cancelled mid-statement (waiting for a lock held elsewhere), the connection is invalidated, not reused."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    from headrace.server.db.migrate import migrate_on_start
+    from headrace.server.operations import task_runs
+
+    settings = settings_for(empty_postgres_url)
+    dsn = empty_postgres_url.replace("postgresql+asyncpg://", "postgresql://")
+
+    async def scenario() -> None:
+        async with Database.from_settings(settings) as database:
+            await migrate_on_start(database, settings)
+            flow_run_id = await _flow_run(database)
+            holder = await asyncpg.connect(dsn)
+            transaction = holder.transaction()
+            await transaction.start()
+            await holder.execute("LOCK TABLE task_runs IN ACCESS EXCLUSIVE MODE")  # ingest must wait for it
+            invalidated: list[object] = []
+            sa.event.listen(database.engine.sync_engine, "invalidate", lambda *args: invalidated.append(args))
+            records = _records(uuid.uuid4(), flow_run_id)
+            ingest = asyncio.ensure_future(task_runs.ingest_task_run_records(database, records))
+            await asyncio.sleep(0.5)
+            assert not ingest.done()
+            ingest.cancel()
+            assert isinstance((await asyncio.gather(ingest, return_exceptions=True))[0], asyncio.CancelledError)
+            assert len(invalidated) == 1  # the interrupted connection, and only it
+            await transaction.rollback()
+            await holder.close()
+            for _ in range(4):  # every pooled connection still works
+                result = await task_runs.ingest_task_run_records(database, _records(uuid.uuid4(), flow_run_id))
+                assert result.inserted == 2
+            assert len(invalidated) == 1
+
+    asyncio.run(scenario())

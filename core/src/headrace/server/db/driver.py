@@ -22,10 +22,11 @@ callers (the embedded client's error mapping, the API's problem handlers) see wh
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from pydantic_core import to_json
@@ -226,10 +227,14 @@ class _SqliteDriver(Driver):
 
 
 class _AsyncpgDriver(Driver):
-    """The :class:`asyncpg.Connection` under the session, in the transaction SQLAlchemy began on it."""
+    """The :class:`asyncpg.Connection` under the session, in the transaction SQLAlchemy began on it.
 
-    def __init__(self, dialect: sa.Dialect, adapted: Any, raw: Any) -> None:
-        super().__init__(dialect)
+    As SQLAlchemy does, a connection whose statement was interrupted (cancelled) or that lost its server
+    is invalidated, so that the pool never hands it out again.
+    """
+
+    def __init__(self, dialect: sa.Dialect, connection: AsyncConnection, adapted: Any, raw: Any) -> None:
+        super().__init__(dialect, connection)
         self._adapted = adapted
         self._raw = raw
 
@@ -237,7 +242,10 @@ class _AsyncpgDriver(Driver):
         try:
             rows: list[Sequence[Any]] = await self._raw.fetch(sql, *parameters)
         except Exception as error:
-            raise self._translated(sql, error) from error
+            raise await self._translated(sql, error) from error
+        except BaseException:
+            await self._invalidate(None)
+            raise
         return rows
 
     async def executemany(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> int:
@@ -245,27 +253,39 @@ class _AsyncpgDriver(Driver):
             try:
                 await self._raw.executemany(sql, rows)
             except Exception as error:
-                raise self._translated(sql, error) from error
+                raise await self._translated(sql, error) from error
+            except BaseException:
+                await self._invalidate(None)
+                raise
         return -1
 
     async def execute(self, sql: str, parameters: Sequence[Any]) -> int:
         try:
             status: str = await self._raw.execute(sql, *parameters)
         except Exception as error:
-            raise self._translated(sql, error) from error
+            raise await self._translated(sql, error) from error
+        except BaseException:
+            await self._invalidate(None)
+            raise
         count = status.rpartition(" ")[2]  # "INSERT 0 12", "UPDATE 3"
         return int(count) if count.isdigit() else -1
 
-    def _translated(self, sql: str, error: Exception) -> Exception:
+    async def _translated(self, sql: str, error: Exception) -> Exception:
         """The exception SQLAlchemy would raise for this asyncpg error (its adapter also notes a lost connection)."""
         try:
             self._adapted._handle_exception(error)  # raises the DB-API error SQLAlchemy's adapter maps it to
         except Exception as dbapi_error:
             base = getattr(self.dialect.loaded_dbapi, "Error", Exception)
             if isinstance(dbapi_error, base):
+                if self.dialect.is_disconnect(cast(Any, dbapi_error), self._adapted, None):
+                    await self._invalidate(dbapi_error)
                 return _as_sqlalchemy_error(sql, dbapi_error, base, self.dialect)
             return dbapi_error
         return error  # pragma: no cover - _handle_exception always raises
+
+    async def _invalidate(self, error: BaseException | None) -> None:
+        connection = self._session_connection()
+        await asyncio.shield(connection.invalidate(error))
 
 
 def _as_sqlalchemy_error(sql: str, error: Exception, base: type[Exception], dialect: sa.Dialect) -> Exception:
@@ -288,7 +308,7 @@ async def driver_for(session: AsyncSession) -> Driver:
             # SQLAlchemy begins the asyncpg transaction with the first statement it runs.
             await connection.exec_driver_sql("SELECT 1")
         if driver.is_in_transaction():
-            return _AsyncpgDriver(connection.dialect, raw_connection.dbapi_connection, driver)
+            return _AsyncpgDriver(connection.dialect, connection, raw_connection.dbapi_connection, driver)
     return Driver(connection.dialect, connection)
 
 
