@@ -53,7 +53,7 @@ def _outcome(validate: Any, payload: bytes) -> Any:
 
 def test_the_fast_path_is_in_use_for_both_kinds() -> None:
     """If a wire model gains a Python validator, the fast path switches itself off: review this module."""
-    assert all(fast is not None for _, fast in ingest._VALIDATORS.values())
+    assert all(fast is not None for _, fast in ingest.validators().values())
 
 
 @pytest.mark.parametrize(

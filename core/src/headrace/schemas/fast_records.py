@@ -30,6 +30,7 @@ goes through the wire model) rather than being skipped.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Sequence
 from typing import Annotated, Any
 from uuid import UUID
@@ -41,7 +42,7 @@ from headrace.schemas.logs import LogCreate
 from headrace.schemas.runs import TaskRunRecord
 from headrace.schemas.states import State
 
-__all__ = ["FastList", "can_stand_in", "plain_text", "validate_records"]
+__all__ = ["FastList", "can_stand_in", "plain_text", "validate_records", "validators"]
 
 
 # The Python validators each wire model has, which the fast models stand in for (see the docstring).
@@ -93,14 +94,26 @@ def _fast_model_if_it_can_stand_in(model: type[BaseModel], replace: dict[str, An
     return _fast_model(model, replace)
 
 
-# kind -> (the wire model, its fast model or None when that cannot stand in)
-_MODELS: dict[str, tuple[type[BaseModel], type[BaseModel] | None]] = {
-    "task_runs": (TaskRunRecord, _fast_model_if_it_can_stand_in(TaskRunRecord, {"state": _StateWithId})),
-    "logs": (LogCreate, _fast_model_if_it_can_stand_in(LogCreate, {})),
-}
-_VALIDATORS: dict[str, tuple[TypeAdapter[Any], TypeAdapter[Any] | None]] = {
-    kind: (TypeAdapter(wire), TypeAdapter(fast) if fast is not None else None) for kind, (wire, fast) in _MODELS.items()
-}
+@functools.cache
+def _models() -> dict[str, tuple[type[BaseModel], type[BaseModel] | None]]:
+    """kind -> (the wire model, its fast model or None when that cannot stand in).
+
+    Built on first use, not at import: building the models and their validators costs ~15 ms, which a
+    server's start-up (it imports this module with its routes) should not wait for.
+    """
+    return {
+        "task_runs": (TaskRunRecord, _fast_model_if_it_can_stand_in(TaskRunRecord, {"state": _StateWithId})),
+        "logs": (LogCreate, _fast_model_if_it_can_stand_in(LogCreate, {})),
+    }
+
+
+@functools.cache
+def validators() -> dict[str, tuple[TypeAdapter[Any], TypeAdapter[Any] | None]]:
+    """kind -> (the wire model's validator, the fast model's or None), built on first use."""
+    return {
+        kind: (TypeAdapter(wire), TypeAdapter(fast) if fast is not None else None)
+        for kind, (wire, fast) in _models().items()
+    }
 
 
 def validate_records(kind: RecordKind, payloads: Sequence[bytes]) -> list[Any]:
@@ -108,7 +121,7 @@ def validate_records(kind: RecordKind, payloads: Sequence[bytes]) -> list[Any]:
 
     The records are instances of the wire model or of its fast model, which have the same fields.
     """
-    full, fast = _VALIDATORS[kind]
+    full, fast = validators()[kind]
     records: list[Any] = []
     for payload in payloads:
         if fast is not None and plain_text(payload):
@@ -130,17 +143,24 @@ class FastList:
     """
 
     def __init__(self, kind: RecordKind, max_length: int) -> None:
-        fast = _MODELS[kind][1]
-        self._adapter: TypeAdapter[list[Any]] | None = None
-        if fast is not None:
-            records: Any = Annotated[list[fast], Field(max_length=max_length)]  # type: ignore[valid-type]
-            self._adapter = TypeAdapter(records)
+        self._kind = kind
+        self._max_length = max_length
+
+    @functools.cached_property
+    def _adapter(self) -> TypeAdapter[list[Any]] | None:
+        """Built at the first read (see :func:`_models`)."""
+        fast = _models()[self._kind][1]
+        if fast is None:
+            return None
+        records: Any = Annotated[list[fast], Field(max_length=self._max_length)]  # type: ignore[valid-type]
+        return TypeAdapter(records)
 
     def read(self, payload: bytes) -> list[Any] | None:
         """The records, or ``None`` when the wire model must read ``payload``."""
-        if self._adapter is None or not plain_text(payload):
+        adapter = self._adapter
+        if adapter is None or not plain_text(payload):
             return None
         try:
-            return self._adapter.validate_json(payload)
+            return adapter.validate_json(payload)
         except ValidationError:
             return None
