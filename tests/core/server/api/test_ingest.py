@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -216,6 +217,21 @@ def test_concurrent_replays_of_one_batch_store_it_once(live_server: RunningServe
             assert len(_history(client, task_runs[0])) == 3
 
 
+def _sqlite_processors(column_type: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """SQLAlchemy's SQLite bind processor for ``column_type`` (as the engines are configured) and the fast one."""
+    from sqlalchemy.dialects import sqlite
+
+    from headrace.server.db.driver import fast_sqlite_processor
+    from headrace.server.db.types import json_dumps
+
+    dialect = sqlite.dialect(json_serializer=json_dumps)
+    expected = column_type.dialect_impl(dialect).bind_processor(dialect)
+    fast = fast_sqlite_processor(column_type)
+    assert expected is not None
+    assert fast is not None
+    return expected, fast
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -229,32 +245,16 @@ def test_concurrent_replays_of_one_batch_store_it_once(live_server: RunningServe
     ],
 )
 def test_the_fast_sqlite_timestamp_processor_matches_sqlalchemys(value: datetime | None) -> None:
-    from sqlalchemy.dialects import sqlite
-
     from headrace.server.db.types import UtcDateTime
-    from headrace.server.operations.task_runs import fast_sqlite_processor
 
-    dialect = sqlite.dialect()
-    column_type = UtcDateTime()
-    expected = column_type.dialect_impl(dialect).bind_processor(dialect)
-    fast = fast_sqlite_processor(column_type)
-    assert expected is not None
-    assert fast is not None
+    expected, fast = _sqlite_processors(UtcDateTime())
     assert fast(value) == expected(value)
 
 
 def test_the_fast_sqlite_timestamp_processor_refuses_naive_datetimes_as_sqlalchemy_does() -> None:
-    from sqlalchemy.dialects import sqlite
-
     from headrace.server.db.types import UtcDateTime
-    from headrace.server.operations.task_runs import fast_sqlite_processor
 
-    dialect = sqlite.dialect()
-    column_type = UtcDateTime()
-    expected = column_type.dialect_impl(dialect).bind_processor(dialect)
-    fast = fast_sqlite_processor(column_type)
-    assert expected is not None
-    assert fast is not None
+    expected, fast = _sqlite_processors(UtcDateTime())
     naive = datetime(2030, 1, 1, 12, 0)
     with pytest.raises(ValueError, match="naive datetime") as from_sqlalchemy:
         expected(naive)
@@ -265,14 +265,7 @@ def test_the_fast_sqlite_timestamp_processor_refuses_naive_datetimes_as_sqlalche
 
 @pytest.mark.parametrize("value", [None, {}, {"a": [1, 2.5, None, "é"]}, [1, "two"], "text", 3])
 def test_the_fast_sqlite_json_processor_matches_sqlalchemys(value: Any) -> None:
-    from sqlalchemy.dialects import sqlite
+    from headrace.server.db.types import JSON_TYPE
 
-    from headrace.server.db.types import JSON_TYPE, json_dumps
-    from headrace.server.operations.task_runs import fast_sqlite_processor
-
-    dialect = sqlite.dialect(json_serializer=json_dumps)  # as the engines are configured
-    expected = JSON_TYPE.dialect_impl(dialect).bind_processor(dialect)
-    fast = fast_sqlite_processor(JSON_TYPE)
-    assert expected is not None
-    assert fast is not None
+    expected, fast = _sqlite_processors(JSON_TYPE)
     assert fast(value) == expected(value)

@@ -26,7 +26,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from pydantic_core import to_json
@@ -39,15 +39,18 @@ from headrace.server.db.types import UtcDateTime
 __all__ = [
     "Driver",
     "Processor",
+    "as_sqlalchemy_error",
     "bind_processor",
     "driver_for",
     "fast_sqlite_processor",
     "in_list",
+    "per_dialect",
     "result_processor",
     "unnest_insert",
 ]
 
 Processor = Callable[[Any], Any]
+T = TypeVar("T")
 _UTC = timezone.utc
 
 
@@ -208,7 +211,7 @@ class _SqliteDriver(Driver):
             finally:
                 cursor.close()
         except sqlite3.Error as error:
-            raise _as_sqlalchemy_error(sql, error, sqlite3.Error, self.dialect) from error
+            raise as_sqlalchemy_error(sql, error, sqlite3.Error, self.dialect) from error
         return rows
 
     async def executemany(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> int:
@@ -219,7 +222,7 @@ class _SqliteDriver(Driver):
             changed = cursor.rowcount  # summed over the rows: those an ON CONFLICT DO NOTHING skipped count 0
             cursor.close()
         except sqlite3.Error as error:
-            raise _as_sqlalchemy_error(sql, error, sqlite3.Error, self.dialect) from error
+            raise as_sqlalchemy_error(sql, error, sqlite3.Error, self.dialect) from error
         return changed
 
     async def execute(self, sql: str, parameters: Sequence[Any]) -> int:
@@ -279,7 +282,7 @@ class _AsyncpgDriver(Driver):
             if isinstance(dbapi_error, base):
                 if self.dialect.is_disconnect(cast(Any, dbapi_error), self._adapted, None):
                     await self._invalidate(dbapi_error)
-                return _as_sqlalchemy_error(sql, dbapi_error, base, self.dialect)
+                return as_sqlalchemy_error(sql, dbapi_error, base, self.dialect)
             return dbapi_error
         return error  # pragma: no cover - _handle_exception always raises
 
@@ -288,9 +291,26 @@ class _AsyncpgDriver(Driver):
         await asyncio.shield(connection.invalidate(error))
 
 
-def _as_sqlalchemy_error(sql: str, error: Exception, base: type[Exception], dialect: sa.Dialect) -> Exception:
-    wrapped: Exception = sa.exc.DBAPIError.instance(sql, None, error, base, hide_parameters=True, dialect=dialect)
-    return wrapped
+def as_sqlalchemy_error(
+    sql: str, error: Exception, base: type[Exception], dialect: sa.Dialect, parameters: Sequence[Any] | None = None
+) -> sa.exc.StatementError:
+    """The driver ``error`` as SQLAlchemy raises it for the same statement (``IntegrityError``,
+    ``OperationalError``...), so that callers and the server's error handlers see one exception family
+    whichever path ran. Without ``parameters`` (bulk rows) the message leaves them out."""
+    return sa.exc.DBAPIError.instance(sql, parameters, error, base, hide_parameters=parameters is None, dialect=dialect)
+
+
+def per_dialect(build: Callable[[sa.Dialect], T]) -> Callable[[sa.Dialect], T]:
+    """``build(dialect)``, made once per dialect name: statements compiled or SQL written for a dialect."""
+    built: dict[str, T] = {}
+
+    def get(dialect: sa.Dialect) -> T:
+        found = built.get(dialect.name)
+        if found is None:
+            found = built[dialect.name] = build(dialect)
+        return found
+
+    return get
 
 
 async def driver_for(session: AsyncSession) -> Driver:

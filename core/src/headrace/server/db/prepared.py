@@ -28,7 +28,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import namedtuple
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,7 +37,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from headrace.server.db.driver import Processor, bind_processor
+from headrace.server.db.driver import Processor, as_sqlalchemy_error, bind_processor, per_dialect
 from headrace.server.db.group_commit import sqlite_writer_of
 from headrace.server.db.types import json_dumps
 
@@ -95,13 +96,7 @@ class Prepared:
 
     def __init__(self, statement: sa.Executable) -> None:
         self.statement = statement
-        self._compiled: dict[str, _Compiled] = {}
-
-    def _for(self, dialect: Dialect) -> _Compiled:
-        found = self._compiled.get(dialect.name)
-        if found is None:
-            found = self._compiled[dialect.name] = _Compiled(self.statement, dialect)
-        return found
+        self._for: Callable[[Dialect], _Compiled] = per_dialect(partial(_Compiled, statement))
 
     async def all(self, session: AsyncSession, values: Mapping[str, Any]) -> list[Any]:
         """Every row the statement returns (named tuples on the driver paths, SQLAlchemy rows otherwise)."""
@@ -116,7 +111,7 @@ class Prepared:
                 finally:
                     cursor.close()
             except sqlite3.Error as error:
-                raise _wrapped(error, compiled.sql, parameters, sqlite3.Error) from error
+                raise as_sqlalchemy_error(compiled.sql, error, sqlite3.Error, _SQLITE, parameters) from error
             return compiled.rows(raw, None) if compiled.row is not None else []
         connection = await session.connection()
         if connection.dialect.name == "postgresql":
@@ -152,7 +147,7 @@ class Prepared:
             disconnected = dialect.is_disconnect(error, raw.dbapi_connection, cursor)
             if disconnected:
                 await connection.invalidate(error)
-            wrapped = _wrapped(error, compiled.sql, parameters, dialect.loaded_dbapi.Error)
+            wrapped = as_sqlalchemy_error(compiled.sql, error, dialect.loaded_dbapi.Error, dialect, parameters)
             wrapped.connection_invalidated = disconnected
             raise wrapped from error
         except BaseException:
@@ -161,9 +156,3 @@ class Prepared:
         finally:
             cursor.close()
         return compiled.rows(rows, description) if rows else []
-
-
-def _wrapped(error: Exception, sql: str, parameters: Sequence[Any], base: type[Exception]) -> sa.exc.StatementError:
-    """The error as SQLAlchemy raises it for the same statement (``IntegrityError``, ``OperationalError``...),
-    so that callers and the server's error handlers see one exception family whichever path ran."""
-    return sa.exc.DBAPIError.instance(sql, parameters, error, base)

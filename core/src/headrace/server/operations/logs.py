@@ -25,7 +25,7 @@ from headrace.schemas.base import Page, utcnow
 from headrace.schemas.logs import Log, LogCreate, LogFilter, LogSort
 from headrace.schemas.runs import IngestResult
 from headrace.server.db import Database, models
-from headrace.server.db.driver import Driver, Processor, bind_processor, driver_for, unnest_insert
+from headrace.server.db.driver import Driver, Processor, bind_processor, driver_for, per_dialect, unnest_insert
 from headrace.server.errors import Problem
 from headrace.server.operations.pages import fetch_page
 
@@ -53,7 +53,7 @@ async def ingest_logs(database: Database, logs: Sequence[LogCreate]) -> IngestRe
         created = utcnow()
         async with database.write() as session:
             driver = await driver_for(session)
-            insert = _insert_for(driver)
+            insert = _insert_for_dialect(driver.dialect)
             inserted = await insert.run(driver, insert.rows(list(unique.values()), created))
     return IngestResult(received=len(logs), inserted=inserted, duplicates=len(logs) - inserted)
 
@@ -117,15 +117,7 @@ class _Insert:
         return inserted
 
 
-_INSERTS: dict[str, _Insert] = {}
-
-
-def _insert_for(driver: Driver) -> _Insert:
-    """The :class:`_Insert` for the driver's dialect, built once."""
-    found = _INSERTS.get(driver.dialect.name)
-    if found is None:
-        found = _INSERTS[driver.dialect.name] = _Insert(driver.dialect)
-    return found
+_insert_for_dialect = per_dialect(_Insert)
 
 
 def _filtered(log_filter: LogFilter) -> sa.Select[Any]:

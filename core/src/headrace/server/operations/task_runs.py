@@ -54,6 +54,7 @@ from headrace.server.db.driver import (
     driver_for,
     fast_sqlite_processor,
     in_list,
+    per_dialect,
     process_rows,
     result_processor,
     unnest_insert,
@@ -341,14 +342,7 @@ class _Ingest:
         return {process(row[0]) for row in rows}
 
 
-_INGEST: dict[str, _Ingest] = {}
-
-
-def _ingest_for(driver: Driver) -> _Ingest:
-    found = _INGEST.get(driver.dialect.name)
-    if found is None:
-        found = _INGEST[driver.dialect.name] = _Ingest(driver.dialect)
-    return found
+_ingest_for_dialect = per_dialect(_Ingest)
 
 
 def _int(value: UUID) -> int:
@@ -416,7 +410,7 @@ async def ingest_task_run_records(database: Database, records: Sequence[TaskRunR
     now = utcnow()
     async with database.write() as session:
         driver = await driver_for(session)
-        ingest = _ingest_for(driver)
+        ingest = _ingest_for_dialect(driver.dialect)
         flow_run_ids = sorted({r.flow_run_id for r in unique.values() if r.flow_run_id is not None}, key=_int)
         known = await _existing_flow_runs(driver, ingest, flow_run_ids) if flow_run_ids else set()
         kept = [r for r in unique.values() if r.flow_run_id is None or r.flow_run_id in known]
