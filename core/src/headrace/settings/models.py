@@ -202,11 +202,11 @@ class PluginSettings(BaseModel):
         return _split_commas(value)
 
 
-class DatabaseSettings(BaseModel):
+class DatabaseSettings(_Group):
     """Connection tuning for PostgreSQL; SQLite ignores the pool and TLS settings."""
 
     server_database_echo: bool = Field(default=False, description="Log every SQL statement (debugging only).")
-    server_database_pool_size: int = Field(default=5, ge=1, description="Connections kept open in the pool.")
+    server_database_pool_size: int = Field(default=20, ge=1, description="Connections kept open in the pool.")
     server_database_max_overflow: int = Field(default=10, ge=0, description="Extra connections beyond the pool.")
     server_database_pool_timeout: float = Field(
         default=30.0, gt=0, description="Seconds to wait for a free pooled connection."

@@ -103,7 +103,7 @@ def test_database_pool_use_is_reported(server: RunningServer, dialect: str) -> N
         assert value(text, "headrace_database_pool_size", pool="read") == 5
         pools = ["write", "read"]
     else:
-        assert value(text, "headrace_database_pool_size", pool="main") == 5
+        assert value(text, "headrace_database_pool_size", pool="main") == 20
         pools = ["main"]
     for pool in pools:
         checked_out = value(text, "headrace_database_pool_checked_out", pool=pool)

@@ -25,6 +25,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from headrace.server.db.liveness import check_connections_on_checkout
 from headrace.server.db.sqlite_writer import begin_immediate, inline_connector
 from headrace.server.db.types import json_dumps
 
@@ -240,7 +241,7 @@ def postgresql_connect_args(settings: Settings) -> dict[str, Any]:
 
 
 def create_postgresql_engine(url: URL, settings: Settings) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         echo=settings.server_database_echo,
         json_serializer=json_dumps,
@@ -248,6 +249,8 @@ def create_postgresql_engine(url: URL, settings: Settings) -> AsyncEngine:
         max_overflow=settings.server_database_max_overflow,
         pool_timeout=settings.server_database_pool_timeout,
         pool_recycle=settings.server_database_pool_recycle,
-        pool_pre_ping=True,
+        pool_pre_ping=False,  # check_connections_on_checkout instead: no round trip for a busy pool
         connect_args=postgresql_connect_args(settings),
     )
+    check_connections_on_checkout(engine)
+    return engine
