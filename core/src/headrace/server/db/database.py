@@ -61,6 +61,7 @@ class Database:
         self.dialect: Dialect = dialect_of(url)
         self._memory = self.dialect == "sqlite" and is_sqlite_memory(url)
         self._write_lock: asyncio.Lock | None = None
+        self._autocommit_engine: AsyncEngine | None = None
         self._groups: GroupCommit | None = None
         if self.dialect == "sqlite":
             self._write_engine = create_sqlite_engine(url, settings, role="write")
@@ -70,8 +71,9 @@ class Database:
                 self._groups = GroupCommit(self._write_engine, self._write_lock)
         else:
             self._write_engine = create_postgresql_engine(url, settings)
-            # Shares the pool; SQLAlchemy resets the option when a connection goes back to the pool.
+            # Both share the pool; SQLAlchemy resets the options when a connection goes back to the pool.
             self._read_engine = self._write_engine.execution_options(postgresql_readonly=True)
+            self._autocommit_engine = self._write_engine.execution_options(isolation_level="AUTOCOMMIT")
         self._writing: ContextVar[bool] = ContextVar(f"headrace_db_writing_{id(self)}", default=False)
         self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self._read_engine, expire_on_commit=False)
@@ -117,6 +119,24 @@ class Database:
         turn = self._write_turn() if self._memory else contextlib.nullcontext()
         async with turn, self._read_sessions() as session, session.begin():
             yield session
+
+    @contextlib.asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled PostgreSQL connection outside any transaction: each statement commits on its own.
+
+        For writes that are one statement (a compare-and-set, a ``WITH ... INSERT`` of several rows), which
+        need no transaction around them: that saves the ``BEGIN`` and ``COMMIT`` round trips. PostgreSQL
+        only (:attr:`supports_autocommit`); it counts as a write, so it cannot be opened inside ``write()``.
+        """
+        if self._autocommit_engine is None:
+            raise RuntimeError(f"autocommit() is for PostgreSQL; this database is {self.dialect}")
+        async with self._writer_mark(), self._autocommit_engine.connect() as connection:
+            yield connection
+
+    @property
+    def supports_autocommit(self) -> bool:
+        """Whether :meth:`autocommit` is available (PostgreSQL)."""
+        return self._autocommit_engine is not None
 
     @contextlib.asynccontextmanager
     async def write_connection(self, *, sqlite_foreign_keys: bool = True) -> AsyncIterator[AsyncConnection]:

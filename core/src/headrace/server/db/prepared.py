@@ -98,38 +98,49 @@ class Prepared:
         self.statement = statement
         self._for: Callable[[Dialect], _Compiled] = per_dialect(partial(_Compiled, statement))
 
-    async def all(self, session: AsyncSession, values: Mapping[str, Any]) -> list[Any]:
-        """Every row the statement returns (named tuples on the driver paths, SQLAlchemy rows otherwise)."""
-        writer = sqlite_writer_of(session)
-        if writer is not None:
-            compiled = self._for(_SQLITE)
-            parameters = compiled.parameters(values)
-            try:
-                cursor = writer.execute(compiled.sql, parameters)
-                try:
-                    raw = cursor.fetchall()
-                finally:
-                    cursor.close()
-            except sqlite3.Error as error:
-                raise as_sqlalchemy_error(compiled.sql, error, sqlite3.Error, _SQLITE, parameters) from error
-            return compiled.rows(raw, None) if compiled.row is not None else []
-        connection = await session.connection()
+    async def all(self, on: AsyncSession | AsyncConnection, values: Mapping[str, Any]) -> list[Any]:
+        """Every row the statement returns (named tuples on the driver paths, SQLAlchemy rows otherwise).
+
+        ``on`` is a session (the statement runs in its transaction) or a connection (for example
+        :meth:`Database.autocommit`'s, where the statement commits on its own).
+        """
+        if isinstance(on, AsyncConnection):
+            connection = on
+        else:
+            writer = sqlite_writer_of(on)
+            if writer is not None:
+                return self._on_sqlite_writer(writer, values)
+            connection = await on.connection()
         if connection.dialect.name == "postgresql":
             return await self._on_asyncpg(connection, values)
         result = await connection.execute(self.statement, dict(values))
         return list(result.all()) if result.returns_rows else []
 
-    async def first(self, session: AsyncSession, values: Mapping[str, Any]) -> Any | None:
+    async def first(self, on: AsyncSession | AsyncConnection, values: Mapping[str, Any]) -> Any | None:
         """The first row, or ``None``."""
-        rows = await self.all(session, values)
+        rows = await self.all(on, values)
         return rows[0] if rows else None
 
-    async def run(self, session: AsyncSession, values: Mapping[str, Any]) -> None:
+    async def run(self, on: AsyncSession | AsyncConnection, values: Mapping[str, Any]) -> None:
         """Run a statement for its effect (an INSERT, UPDATE or DELETE)."""
-        await self.all(session, values)
+        await self.all(on, values)
+
+    def _on_sqlite_writer(self, writer: sqlite3.Connection, values: Mapping[str, Any]) -> list[Any]:
+        """Run on the SQLite writer's own connection, inside the grouped write's savepoint."""
+        compiled = self._for(_SQLITE)
+        parameters = compiled.parameters(values)
+        try:
+            cursor = writer.execute(compiled.sql, parameters)
+            try:
+                raw = cursor.fetchall()
+            finally:
+                cursor.close()
+        except sqlite3.Error as error:
+            raise as_sqlalchemy_error(compiled.sql, error, sqlite3.Error, _SQLITE, parameters) from error
+        return compiled.rows(raw, None) if compiled.row is not None else []
 
     async def _on_asyncpg(self, connection: AsyncConnection, values: Mapping[str, Any]) -> list[Any]:
-        """Run on SQLAlchemy's asyncpg adapter, in the transaction the session's connection is in.
+        """Run on SQLAlchemy's asyncpg adapter: in the transaction the connection is in, or on its own in autocommit.
 
         As SQLAlchemy does, a connection whose statement was interrupted (cancelled) or that lost its
         server is invalidated, so that the pool never hands it out again.

@@ -19,10 +19,15 @@ answer) finds its row and is answered with it, writing nothing.
 
 ``force`` writes the proposal without the rules (an operator's repair); the run facts are still
 computed, and slots are taken (even beyond the limit) or given back so that they match the new state.
+
+On PostgreSQL, runs without concurrency limits skip the transaction: a create is one statement and a
+transition a read plus one compare-and-set write (see "without a transaction" below). The rules, the
+answers and what is stored are the same; only the number of round trips differs.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 import uuid
 from collections.abc import Sequence
@@ -369,6 +374,61 @@ _UPDATE_RUN_SCHEDULED = _update_run((*_RUN_STATE_COLUMNS, "expected_start_time",
 
 _INSERT_RUN: dict[str, Prepared] = {}
 
+# PostgreSQL, outside a transaction (see "Without a transaction" below). The run with its current state,
+# and whether the proposal's own id is already a state row (a replay): one statement, one snapshot.
+_CURRENT = _STATES.alias("current_state")
+_APPLIED = _STATES.alias("applied_state")
+_READ_FOR_TRANSITION = Prepared(
+    sa.select(
+        *_LOCK_RUN.statement.selected_columns,  # type: ignore[attr-defined]
+        *(_CURRENT.c[name].label(f"current_{name}") for name in _STATE_COLUMNS if name != "flow_run_id"),
+        _APPLIED.c.id.label("applied_id"),
+    )
+    .select_from(
+        _RUNS.outerjoin(_CURRENT, _CURRENT.c.id == _RUNS.c.state_id).outerjoin(
+            _APPLIED, _APPLIED.c.id == sa.bindparam("proposed", type_=_STATES.c.id.type)
+        )
+    )
+    .where(_RUNS.c.id == sa.bindparam("id", type_=_RUNS.c.id.type))
+)
+
+
+def _state_binds() -> dict[str, Any]:
+    """Bind parameters for a state row's columns, prefixed ``s_`` (the run's own columns share the names)."""
+    names = (name for name in _STATE_COLUMNS if name != "flow_run_id")
+    return {name: sa.bindparam(f"s_{name}", type_=_STATES.c[name].type) for name in names}
+
+
+def _with_state(run_statement: Any) -> Prepared:
+    """``WITH run AS (<run_statement> RETURNING id) INSERT INTO flow_run_states ... SELECT ... FROM run``.
+
+    The state row is written only if the run statement wrote the run's row, and both in one statement:
+    atomic without a transaction around it.
+    """
+    run = run_statement.returning(_RUNS.c.id).cte("run")
+    state = _state_binds()
+    return Prepared(
+        sa.insert(_STATES)
+        .from_select([*state, "flow_run_id"], sa.select(*state.values(), run.c.id))
+        .returning(_STATES.c.flow_run_id)
+    )
+
+
+def _move_run(names: Sequence[str]) -> Prepared:
+    """Compare-and-set: update the run's state columns only if its current state is still ``expected``."""
+    return _with_state(
+        sa.update(_RUNS)
+        .where(
+            _RUNS.c.id == sa.bindparam("key", type_=_RUNS.c.id.type),
+            _RUNS.c.state_id.is_not_distinct_from(sa.bindparam("expected", type_=_RUNS.c.state_id.type)),
+        )
+        .values(_typed(_RUNS, names))
+    )
+
+
+_MOVE_RUN = _move_run((*_RUN_STATE_COLUMNS, "updated"))
+_MOVE_RUN_SCHEDULED = _move_run((*_RUN_STATE_COLUMNS, "expected_start_time", "updated"))
+
 
 def _insert_run(database: Database) -> Prepared:
     """``INSERT ... SELECT ... WHERE the flow exists ON CONFLICT DO NOTHING RETURNING id`` for the dialect.
@@ -388,6 +448,23 @@ def _insert_run(database: Database) -> Prepared:
             .returning(_RUNS.c.id)
         )
     return found
+
+
+@functools.cache
+def _create_run() -> Prepared:
+    """The run's insert (as :func:`_insert_run` writes it, on PostgreSQL) and its state's, in one statement.
+
+    Built on first use: the PostgreSQL dialect is not imported by a server on SQLite.
+    """
+    from sqlalchemy.dialects import postgresql
+
+    values = _typed(_RUNS, _RUN_INSERT_COLUMNS)
+    flow_exists = sa.exists().where(_FLOWS.c.id == values["flow_id"])
+    return _with_state(
+        postgresql.insert(_RUNS)
+        .from_select(list(_RUN_INSERT_COLUMNS), sa.select(*values.values()).where(flow_exists))
+        .on_conflict_do_nothing()
+    )
 
 
 # ---------------------------------------------------------------------------------------- writing
@@ -523,6 +600,32 @@ async def _existing_or_refusal(session: AsyncSession, data: FlowRunCreate, flow_
     return flow_run_from_row(existing) if existing is not None else None
 
 
+def _new_run_values(data: FlowRunCreate, flow_id: UUID, state: State, facts: RunFacts, now: datetime) -> dict[str, Any]:
+    """The columns of a new run's row."""
+    return {
+        "id": data.id,
+        "flow_id": flow_id,
+        "name": data.name or generated_name(data.id),
+        "parameters": data.parameters,
+        "tags": data.tags,
+        "idempotency_key": data.idempotency_key,
+        "parent_task_run_id": data.parent_task_run_id,
+        "concurrency_limits": list(dict.fromkeys(data.concurrency_limits)),
+        "max_retries": data.max_retries,
+        "retry_delay_seconds": data.retry_delay_seconds,
+        "retry_jitter_factor": data.retry_jitter_factor,
+        "expected_start_time": state.state_details.scheduled_time if state.type is StateType.SCHEDULED else now,
+        "created": now,
+        "updated": now,
+        **_run_values(state, facts),
+    }
+
+
+def _new_run(values: dict[str, Any], state: State) -> FlowRun:
+    """The answer for a run just written with ``values``."""
+    return FlowRun(**{name: values[name] for name in FlowRun.model_fields if name != "state"}, state=state)
+
+
 async def create_flow_run(database: Database, data: FlowRunCreate) -> tuple[FlowRun, bool]:
     """Create a flow run, and say whether it was created now (``False``: it existed, and is returned as is).
 
@@ -532,8 +635,13 @@ async def create_flow_run(database: Database, data: FlowRunCreate) -> tuple[Flow
 
     The common case is two statements: the run's insert (which also checks that the flow exists and
     that no run has the id or the idempotency key, see :func:`_insert_run`) and its state's. Only when
-    the insert inserts nothing are the existing run and the flow looked up, to answer.
+    the insert inserts nothing are the existing run and the flow looked up, to answer. On PostgreSQL a
+    run without concurrency limits is first tried in one statement (:func:`_create_unlocked`).
     """
+    if database.supports_autocommit and not data.concurrency_limits:
+        created = await _create_unlocked(database, data)
+        if created is not None:
+            return created, True
     async with database.write() as session:
         if data.flow_id is not None:
             flow_id = data.flow_id
@@ -576,24 +684,7 @@ async def create_flow_run(database: Database, data: FlowRunCreate) -> tuple[Flow
                 rule=decision.rule,
             )
         state = _written_state(decision, ctx, now)
-        expected = state.state_details.scheduled_time if state.type is StateType.SCHEDULED else now
-        values = {
-            "id": data.id,
-            "flow_id": flow_id,
-            "name": data.name or generated_name(data.id),
-            "parameters": data.parameters,
-            "tags": data.tags,
-            "idempotency_key": data.idempotency_key,
-            "parent_task_run_id": data.parent_task_run_id,
-            "concurrency_limits": list(names),
-            "max_retries": data.max_retries,
-            "retry_delay_seconds": data.retry_delay_seconds,
-            "retry_jitter_factor": data.retry_jitter_factor,
-            "expected_start_time": expected,
-            "created": now,
-            "updated": now,
-            **_run_values(state, decision.run),
-        }
+        values = _new_run_values(data, flow_id, state, decision.run, now)
         inserted = await _insert_run(database).first(session, values)
         if inserted is None:
             # The run exists (by id or idempotency key; on PostgreSQL perhaps just committed by a concurrent
@@ -604,8 +695,7 @@ async def create_flow_run(database: Database, data: FlowRunCreate) -> tuple[Flow
         await _insert_state(session, data.id, state)
         if slots is not None:
             await slots.write_back(session, now)
-        fields = {name: values[name] for name in FlowRun.model_fields if name != "state"}
-        return FlowRun(**fields, state=state), True
+        return _new_run(values, state), True
 
 
 async def set_flow_run_state(
@@ -614,8 +704,13 @@ async def set_flow_run_state(
     """Propose ``request.state`` for the run; the answer, and whether a state was written.
 
     See the module docstring for the transaction. 404 if there is no such run; 409 if the proposal's
-    ``state.id`` is the id of another run's state.
+    ``state.id`` is the id of another run's state. On PostgreSQL the proposal is first tried without a
+    transaction (:func:`_set_state_unlocked`).
     """
+    if database.supports_autocommit:
+        answered = await _set_state_unlocked(database, flow_run_id, request)
+        if answered is not None:
+            return answered
     async with database.write() as session:
         # Lock the run first, alone: FOR NO KEY UPDATE serializes proposals for the run without blocking
         # task-run ingest (which only needs its key to stay). The states are read by a second statement:
@@ -670,6 +765,114 @@ async def set_flow_run_state(
         if slots is not None:
             await slots.write_back(session, now)
         return _result(decision, state), True
+
+
+# ------------------------------------------------------------------- without a transaction (PostgreSQL)
+#
+# On PostgreSQL the common create and transition need no transaction: each round trip costs CPU on both
+# sides, and a locked transition took six (BEGIN, lock, read states, insert, update, COMMIT). Here:
+#
+# - a create is one statement that inserts the run and its first state (or nothing, when the flow is
+#   unknown or the run exists: then the locked path answers, as before);
+# - a transition reads the run with its current state in one statement (one snapshot), decides, and writes
+#   the state and the run's columns in one compare-and-set statement that applies only if the run's
+#   current state is still the one the rules saw. Of two concurrent proposals, the second's write finds
+#   another current state (PostgreSQL re-checks the condition on the row the first one committed), writes
+#   nothing, and is decided again on the new state: exactly one claimer wins Pending, as with the lock.
+#
+# Runs with concurrency limits (their slots must be locked with the run), replays of an applied proposal,
+# and anything unusual go to the locked path, which answers them exactly as before.
+
+_ATTEMPTS = 5
+"""Compare-and-set attempts before a transition under contention waits for the run's lock instead."""
+
+
+async def _create_unlocked(database: Database, data: FlowRunCreate) -> FlowRun | None:
+    """Create a run without concurrency limits in one statement; ``None``: let the locked path do it."""
+    async with database.autocommit() as connection:
+        flow_id = data.flow_id
+        if flow_id is None:
+            found = await _FLOW_BY_NAME.first(connection, {"name": data.flow_name})
+            if found is None:
+                return None  # a new flow: the locked path creates it (unless the run exists)
+            flow_id = found.id
+        now = utcnow()
+        proposed = _for_run(data.state or State(type=StateType.SCHEDULED, state_details=StateDetails()), data.id)
+        ctx = TransitionContext(
+            current=None,
+            proposed=proposed,
+            now=now,
+            retry_policy=_retry_policy(data.max_retries, data.retry_delay_seconds, data.retry_jitter_factor),
+            holder=str(data.id),
+        )
+        decision = orchestrate(ctx, FLOW_RUN_POLICY)
+        if not decision.persist or decision.run is None:
+            return None
+        state = _written_state(decision, ctx, now)
+        values = _new_run_values(data, flow_id, state, decision.run, now)
+        if await _create_run().first(connection, {**values, **_prefixed(state)}) is None:
+            return None  # the run exists, or the flow does not: the locked path says which
+        return _new_run(values, state)
+
+
+async def _set_state_unlocked(
+    database: Database, flow_run_id: UUID, request: SetStateRequest
+) -> tuple[OrchestrationResult, bool] | None:
+    """Decide and write a proposal by compare-and-set; ``None``: let the locked path do it."""
+    async with database.autocommit() as connection:
+        for _ in range(_ATTEMPTS):
+            run = await _READ_FOR_TRANSITION.first(connection, {"id": flow_run_id, "proposed": request.state.id})
+            if run is None:
+                raise flow_run_not_found(flow_run_id)
+            if run.applied_id is not None or run.concurrency_limits:
+                return None  # a replay (or another run's state id), or slots to lock
+            current = state_from_row(_CurrentState(run)) if run.current_id is not None else None
+            proposed = _for_run(request.state, run.id)
+            now = utcnow()
+            ctx = TransitionContext(
+                current=current,
+                proposed=proposed,
+                now=now,
+                run=_run_facts(run),
+                retry_policy=_retry_policy(run.max_retries, run.retry_delay_seconds, run.retry_jitter_factor),
+                holder=str(run.id),
+            )
+            decision = _forced(ctx) if request.force else orchestrate(ctx, FLOW_RUN_POLICY)
+            if not decision.persist or decision.run is None:
+                return _result(decision, decision.state), False
+            state = _written_state(decision, ctx, now)
+            values = {**_run_values(state, decision.run), **_prefixed(state)}
+            values.update(key=run.id, expected=run.state_id, updated=now)
+            move = _MOVE_RUN
+            if state.type is StateType.SCHEDULED and decision.run.start_time is None:
+                values["expected_start_time"] = state.state_details.scheduled_time
+                move = _MOVE_RUN_SCHEDULED
+            try:
+                moved = await move.first(connection, values)
+            except sa.exc.IntegrityError:
+                return None  # the proposal's id was written meanwhile (sent twice at once): a replay
+            if moved is not None:
+                return _result(decision, state), True
+            # Another proposal moved the run since it was read: decide again on its new state.
+    return None
+
+
+def _prefixed(state: State) -> dict[str, Any]:
+    """A state row's values under the ``s_`` names of :func:`_state_binds`."""
+    return {f"s_{name}": value for name, value in state_row_values(state).items()}
+
+
+class _CurrentState:
+    """The ``current_*`` columns of :data:`_READ_FOR_TRANSITION` as a state row."""
+
+    def __init__(self, row: Any) -> None:
+        self.id: UUID = row.current_id
+        self.type: StateType = row.current_type
+        self.name: str = row.current_name
+        self.timestamp: Any = row.current_timestamp
+        self.message: str | None = row.current_message
+        self.state_details: dict[str, Any] = row.current_state_details
+        self.data: Any = row.current_data
 
 
 def _replayed(flow_run_id: UUID, applied: Any) -> OrchestrationResult:
