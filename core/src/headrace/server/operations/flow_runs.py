@@ -727,26 +727,15 @@ async def set_flow_run_state(
             return _replayed(run.id, applied), False
         current_row = states.get(run.state_id) if run.state_id is not None else None
         current = state_from_row(current_row) if current_row is not None else None
-        proposed = _for_run(request.state, run.id)
 
         now = utcnow()
         names = tuple(run.concurrency_limits or ())
-        holder = str(run.id)
-        slots = await _lock_slots(session, names, holder, now)
-        ctx = TransitionContext(
-            current=current,
-            proposed=proposed,
-            now=now,
-            run=_run_facts(run),
-            retry_policy=_retry_policy(run.max_retries, run.retry_delay_seconds, run.retry_jitter_factor),
-            concurrency_limit_names=names,
-            concurrency_slots=slots.view if slots is not None else None,
-            holder=holder,
-        )
+        slots = await _lock_slots(session, names, str(run.id), now)
+        ctx = _transition_context(run, current, request, now, slots)
         if request.force:
             decision = _forced(ctx)
             if slots is not None:
-                slots.force(names, proposed, current)
+                slots.force(names, ctx.proposed, current)
         else:
             decision = orchestrate(ctx, FLOW_RUN_POLICY)
         if not decision.persist or decision.run is None:
@@ -754,17 +743,38 @@ async def set_flow_run_state(
 
         state = _written_state(decision, ctx, now)
         await _insert_state(session, run.id, state)
-        values = _run_values(state, decision.run)
-        values["key"] = run.id
-        values["updated"] = now
-        if state.type is StateType.SCHEDULED and decision.run.start_time is None:
-            values["expected_start_time"] = state.state_details.scheduled_time
-            await _UPDATE_RUN_SCHEDULED.run(session, values)
-        else:
-            await _UPDATE_RUN.run(session, values)
+        values, scheduled = _run_update(run.id, state, decision.run, now)
+        await (_UPDATE_RUN_SCHEDULED if scheduled else _UPDATE_RUN).run(session, values)
         if slots is not None:
             await slots.write_back(session, now)
         return _result(decision, state), True
+
+
+def _transition_context(
+    run: Any, current: State | None, request: SetStateRequest, now: datetime, slots: _Slots | None = None
+) -> TransitionContext:
+    """What the rules see of a proposal for ``run`` (a row of :data:`_LOCK_RUN`'s columns)."""
+    return TransitionContext(
+        current=current,
+        proposed=_for_run(request.state, run.id),
+        now=now,
+        run=_run_facts(run),
+        retry_policy=_retry_policy(run.max_retries, run.retry_delay_seconds, run.retry_jitter_factor),
+        concurrency_limit_names=tuple(run.concurrency_limits or ()),
+        concurrency_slots=slots.view if slots is not None else None,
+        holder=str(run.id),
+    )
+
+
+def _run_update(run_id: UUID, state: State, facts: RunFacts, now: datetime) -> tuple[dict[str, Any], bool]:
+    """The values of the run's update for a written state, and whether it is the Scheduled variant (which
+    also moves ``expected_start_time``: a run rescheduled before it ever started)."""
+    values = _run_values(state, facts)
+    values.update(key=run_id, updated=now)
+    scheduled = state.type is StateType.SCHEDULED and facts.start_time is None
+    if scheduled:
+        values["expected_start_time"] = state.state_details.scheduled_time
+    return values, scheduled
 
 
 # ------------------------------------------------------------------- without a transaction (PostgreSQL)
@@ -827,28 +837,16 @@ async def _set_state_unlocked(
             if run.applied_id is not None or run.concurrency_limits:
                 return None  # a replay (or another run's state id), or slots to lock
             current = state_from_row(_CurrentState(run)) if run.current_id is not None else None
-            proposed = _for_run(request.state, run.id)
             now = utcnow()
-            ctx = TransitionContext(
-                current=current,
-                proposed=proposed,
-                now=now,
-                run=_run_facts(run),
-                retry_policy=_retry_policy(run.max_retries, run.retry_delay_seconds, run.retry_jitter_factor),
-                holder=str(run.id),
-            )
+            ctx = _transition_context(run, current, request, now)
             decision = _forced(ctx) if request.force else orchestrate(ctx, FLOW_RUN_POLICY)
             if not decision.persist or decision.run is None:
                 return _result(decision, decision.state), False
             state = _written_state(decision, ctx, now)
-            values = {**_run_values(state, decision.run), **_prefixed(state)}
-            values.update(key=run.id, expected=run.state_id, updated=now)
-            move = _MOVE_RUN
-            if state.type is StateType.SCHEDULED and decision.run.start_time is None:
-                values["expected_start_time"] = state.state_details.scheduled_time
-                move = _MOVE_RUN_SCHEDULED
+            values, scheduled = _run_update(run.id, state, decision.run, now)
+            values.update(_prefixed(state), expected=run.state_id)
             try:
-                moved = await move.first(connection, values)
+                moved = await (_MOVE_RUN_SCHEDULED if scheduled else _MOVE_RUN).first(connection, values)
             except sa.exc.IntegrityError:
                 return None  # the proposal's id was written meanwhile (sent twice at once): a replay
             if moved is not None:
