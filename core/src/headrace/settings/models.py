@@ -202,7 +202,7 @@ class PluginSettings(BaseModel):
         return _split_commas(value)
 
 
-class DatabaseSettings(_Group):
+class DatabaseSettings(BaseModel):
     """Connection tuning for PostgreSQL; SQLite ignores the pool and TLS settings."""
 
     server_database_echo: bool = Field(default=False, description="Log every SQL statement (debugging only).")
