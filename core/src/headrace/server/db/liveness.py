@@ -10,9 +10,11 @@ What this does instead, on every checkout of a connection that was used before:
   event loop knows (asyncpg's ``is_closed()``: the loop notices a server that hung up, or a backend that was
   terminated, as soon as it sends its EOF): used as it is, no round trip. HikariCP's "alive bypass window"
   makes the same bet for the same reason;
-- otherwise pinged as ``pool_pre_ping`` pings. A ping that finds the connection gone makes the pool
-  replace it, and every connection older than it, before the caller sees anything (SQLAlchemy's own
-  ``InvalidatePoolError`` path).
+- closed: replaced at once;
+- otherwise pinged as ``pool_pre_ping`` pings.
+
+A connection found closed or failing its ping makes the pool replace it, and every connection older than
+it, before the caller sees anything (SQLAlchemy's own ``InvalidatePoolError`` path, as for pre-ping).
 
 What is given up: a connection whose network path died silently (no FIN, no RST) within the last second is
 not detected before use; the statement then fails as it would have if the path had died a moment later.
@@ -65,7 +67,9 @@ def _check(
     if returned is None:
         return  # never returned: connected for this checkout (the pool clears ``info`` when it reconnects)
     driver = record.driver_connection
-    if time.monotonic() - returned < recently_used and driver is not None and not driver.is_closed():
+    if driver is not None and driver.is_closed():
+        raise exc.InvalidatePoolError("a pooled connection was closed by the database or the network")
+    if time.monotonic() - returned < recently_used:
         return
     try:
         dialect.do_ping(dbapi_connection)
