@@ -80,6 +80,10 @@ def serve(settings: Settings, *, host: str, port: int, announce: Callable[[str],
         access_log=settings.server_logging_level == "DEBUG",
         lifespan="on",
         http=CoalescingHttpToolsProtocol,  # each answer in one write (see server.http_protocol)
+        # The app has no WebSocket route (tests/core/server/test_start_up_imports.py checks it): "auto" would
+        # import the websockets library (~5 ms of start-up) for a protocol no route speaks. uvicorn answers an
+        # upgrade request as plain HTTP then (with a warning in the log), and no route matches it.
+        ws="none",
         timeout_graceful_shutdown=30,
     )
     server = _AnnouncingServer(config, announce)

@@ -23,7 +23,6 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -640,6 +639,8 @@ async def reencrypt_block_secrets(
     opens are left alone (the sweep after a rotation). On PostgreSQL the table is locked against other
     writers for the transaction, so no document is written under an old key while it runs.
     """
+    from cryptography.fernet import Fernet, InvalidToken, MultiFernet  # only here: not at server start-up
+
     opener = MultiFernet([Fernet(key) for key in [new_key, *decrypt_keys]])
     newest = Fernet(new_key)
     changed = 0

@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import joinedload
 
 from headrace.schemas.base import Page, utcnow
@@ -291,11 +291,11 @@ class _Ingest:
         # Rows go in id order: SQLite stores ids as fixed-width hex text, which sorts as the ids do.
         self.row_order: Callable[[tuple[Any, ...]], Any] = _uuid_order if self.postgresql else itemgetter(0)
         self.lock_results = [result_processor(_RUNS.c[name].type, dialect) for name in _RUN_LOCK_COLUMNS]
-        insert = postgresql.insert if self.postgresql else sqlite.insert
         if self.postgresql:
             self.insert_runs = unnest_insert(_RUNS, _RUN_INSERT_COLUMNS, dialect, returning=True)
             self.insert_states = unnest_insert(_STATES, _STATE_COLUMNS, dialect, returning=False)
         else:
+            insert = sqlite.insert
             self.insert_runs = _compiled(
                 insert(_RUNS).values(_typed(_RUNS, _RUN_INSERT_COLUMNS)).on_conflict_do_nothing(index_elements=["id"]),
                 dialect,
