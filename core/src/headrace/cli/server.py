@@ -99,7 +99,7 @@ def _gc_paused_until_started() -> Iterator[None]:
     Why: start-up builds a few hundred thousand long-lived objects (modules, classes, schemas, routes)
     and little garbage, yet with the collector on, the imports trigger collections that scan everything
     built so far, again and again: about an eighth of the start-up CPU. Whatever happens (a bad setting,
-    a port in use), the collector is on again when the block ends.
+    a port in use), the collector is on again when the block ends (unless it was off when it began).
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -118,7 +118,7 @@ def start(
     ] = None,
 ) -> None:
     """Run the API server in the foreground until SIGINT or SIGTERM (then it shuts down gracefully)."""
-    with _gc_paused_until_started():
+    with _gc_paused_until_started():  # a no-op when ``headrace.cli.main.run`` has paused it already
         _start(host, port)
 
 
