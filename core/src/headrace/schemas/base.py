@@ -38,9 +38,15 @@ UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class WireModel(BaseModel):
-    """A response model: what the server says about a resource."""
+    """A response model: what the server says about a resource.
 
-    model_config = ConfigDict(from_attributes=True)
+    ``defer_build``, here and on :class:`ActionModel`: a model's validator is built when it is first used
+    (FastAPI builds those of the routes' models when the app is made), not when its class is created. The
+    server imports many models it does not validate while it starts, and building them all was ~15 ms of
+    ``headrace server start``; the SDK, which imports these modules too, starts faster for the same reason.
+    """
+
+    model_config = ConfigDict(from_attributes=True, defer_build=True)
 
 
 def _refuse_unstorable_text(data: Any) -> None:

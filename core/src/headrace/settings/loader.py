@@ -46,7 +46,8 @@ class Settings(  # bases in reverse: pydantic lists the fields of the last base 
 ):
     """All of headrace's settings. Field ``foo_bar`` is the environment variable ``HEADRACE_FOO_BAR``."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", validate_default=True)
+    # defer_build off again (the groups defer theirs): the model is validated as soon as it is imported.
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", validate_default=True, defer_build=False)
 
     @classmethod
     def settings_customise_sources(
