@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from fastapi.routing import APIWebSocketRoute, iter_route_contexts
 from sqlalchemy.dialects import postgresql, sqlite
@@ -59,6 +60,34 @@ def test_create_app_imports_neither_cryptography_nor_the_postgresql_dialect_on_s
     assert "headrace.server.operations.task_runs" in modules
     assert not {name for name in modules if name.startswith("cryptography")}
     assert "sqlalchemy.dialects.postgresql" not in modules
+
+
+@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)
+def test_a_postgresql_server_does_not_load_the_sqlite_stack(tmp_path: Path, database_url: str) -> None:
+    """SQLAlchemy's SQLite dialect and aiosqlite stay out of a PostgreSQL server's start: app, database check,
+    a write through each hot path."""
+    code = (
+        "import asyncio, uuid\n"
+        f"settings = Settings(home=Path(sys.argv[1]), server_database_connection_url={database_url!r})\n"
+        "from headrace.server.app import create_app\n"
+        "from headrace.server.db import Database\n"
+        "from headrace.server.db.migrate import migrate_on_start\n"
+        "from headrace.schemas.runs import FlowRunCreate\n"
+        "from headrace.server.operations.flows import ensure_flow\n"
+        "from headrace.server.operations.flow_runs import create_flow_run\n"
+        "create_app(settings)\n"
+        "async def start():\n"
+        "    async with Database.from_settings(settings) as database:\n"
+        "        await migrate_on_start(database, settings)\n"
+        "        await database.ping()\n"
+        "        async with database.write() as session:\n"
+        "            flow_id, _ = await ensure_flow(database, session, 'imports')\n"
+        "        await create_flow_run(database, FlowRunCreate(id=uuid.uuid4(), flow_id=flow_id))\n"
+        "asyncio.run(start())\n"
+    )
+    modules = _modules_after(code, tmp_path)
+    assert "asyncpg" in modules  # the code under test did run on PostgreSQL
+    assert not {name for name in modules if name.startswith(("aiosqlite", "sqlalchemy.dialects.sqlite"))}
 
 
 def test_serve_loads_no_websocket_protocol(tmp_path: Path) -> None:

@@ -33,7 +33,6 @@ from pydantic_core import to_json
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from headrace.server.db.group_commit import sqlite_writer_of
-from headrace.server.db.sqlite_writer import InlineConnection
 from headrace.server.db.types import UtcDateTime
 
 __all__ = [
@@ -321,8 +320,11 @@ async def driver_for(session: AsyncSession) -> Driver:
     connection = await session.connection()
     raw_connection = await connection.get_raw_connection()
     driver = raw_connection.driver_connection
-    if isinstance(driver, InlineConnection) and isinstance(driver._conn, sqlite3.Connection):
-        return _SqliteDriver(connection.dialect, driver._conn)
+    if connection.dialect.name == "sqlite":
+        from headrace.server.db.sqlite_writer import InlineConnection  # not loaded by a PostgreSQL server
+
+        if isinstance(driver, InlineConnection) and isinstance(driver._conn, sqlite3.Connection):
+            return _SqliteDriver(connection.dialect, driver._conn)
     if connection.dialect.driver == "asyncpg" and driver is not None:
         if not driver.is_in_transaction():
             # SQLAlchemy begins the asyncpg transaction with the first statement it runs.

@@ -26,7 +26,6 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from headrace.server.db.liveness import check_connections_on_checkout
-from headrace.server.db.sqlite_writer import begin_immediate, inline_connector
 from headrace.server.db.types import json_dumps
 
 if TYPE_CHECKING:
@@ -117,6 +116,8 @@ def render_url(url: URL) -> str:
 
 def create_sqlite_engine(url: URL, settings: Settings, *, role: Literal["write", "read"]) -> AsyncEngine:
     """An engine for SQLite. ``role="write"`` holds one connection; use it through the write path only."""
+    from headrace.server.db.sqlite_writer import begin_immediate, inline_connector  # aiosqlite: SQLite only
+
     memory = is_sqlite_memory(url)
     if not memory and url.database:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ callers write one code path for every case::
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
@@ -33,7 +34,6 @@ from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -43,8 +43,14 @@ from headrace.server.db.types import json_dumps
 
 __all__ = ["Prepared"]
 
-# As the server's engines are configured (engine.create_sqlite_engine): the same JSON serializer.
-_SQLITE = sqlite.dialect(json_serializer=json_dumps)
+
+@functools.cache
+def _sqlite_dialect() -> Dialect:
+    """SQLite's dialect as the server's engines are configured (the same JSON serializer); made on first use,
+    so that a PostgreSQL server never loads SQLAlchemy's SQLite dialect."""
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.dialect(json_serializer=json_dumps)
 
 
 class _Compiled:
@@ -127,7 +133,8 @@ class Prepared:
 
     def _on_sqlite_writer(self, writer: sqlite3.Connection, values: Mapping[str, Any]) -> list[Any]:
         """Run on the SQLite writer's own connection, inside the grouped write's savepoint."""
-        compiled = self._for(_SQLITE)
+        dialect = _sqlite_dialect()
+        compiled = self._for(dialect)
         parameters = compiled.parameters(values)
         try:
             cursor = writer.execute(compiled.sql, parameters)
@@ -136,7 +143,7 @@ class Prepared:
             finally:
                 cursor.close()
         except sqlite3.Error as error:
-            raise as_sqlalchemy_error(compiled.sql, error, sqlite3.Error, _SQLITE, parameters) from error
+            raise as_sqlalchemy_error(compiled.sql, error, sqlite3.Error, dialect, parameters) from error
         return compiled.rows(raw, None) if compiled.row is not None else []
 
     async def _on_asyncpg(self, connection: AsyncConnection, values: Mapping[str, Any]) -> list[Any]:

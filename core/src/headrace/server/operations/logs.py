@@ -19,7 +19,6 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import sqlite
 
 from headrace.schemas.base import Page, utcnow
 from headrace.schemas.logs import Log, LogCreate, LogFilter, LogSort
@@ -81,7 +80,9 @@ class _Insert:
         if self.postgresql:
             self.sql = unnest_insert(_LOGS, _COLUMNS, dialect, returning=False)
         else:
-            statement = sqlite.insert(_LOGS).values(
+            from sqlalchemy.dialects.sqlite import insert  # here: a PostgreSQL server never loads the dialect
+
+            statement = insert(_LOGS).values(
                 {name: sa.bindparam(name, type_=_LOGS.c[name].type) for name in _COLUMNS}
             )
             compiled = statement.on_conflict_do_nothing(index_elements=["id"]).compile(dialect=dialect)

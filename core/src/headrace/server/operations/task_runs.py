@@ -33,7 +33,6 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import joinedload
 
 from headrace.schemas.base import Page, utcnow
@@ -295,7 +294,8 @@ class _Ingest:
             self.insert_runs = unnest_insert(_RUNS, _RUN_INSERT_COLUMNS, dialect, returning=True)
             self.insert_states = unnest_insert(_STATES, _STATE_COLUMNS, dialect, returning=False)
         else:
-            insert = sqlite.insert
+            from sqlalchemy.dialects.sqlite import insert  # here: a PostgreSQL server never loads the dialect
+
             self.insert_runs = _compiled(
                 insert(_RUNS).values(_typed(_RUNS, _RUN_INSERT_COLUMNS)).on_conflict_do_nothing(index_elements=["id"]),
                 dialect,
