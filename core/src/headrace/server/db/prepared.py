@@ -26,11 +26,10 @@ callers write one code path for every case::
 from __future__ import annotations
 
 import asyncio
-import functools
 import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -44,7 +43,7 @@ from headrace.server.db.types import json_dumps
 __all__ = ["Prepared"]
 
 
-@functools.cache
+@cache
 def _sqlite_dialect() -> Dialect:
     """SQLite's dialect as the server's engines are configured (the same JSON serializer); made on first use,
     so that a PostgreSQL server never loads SQLAlchemy's SQLite dialect."""

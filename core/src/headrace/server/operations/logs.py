@@ -82,9 +82,7 @@ class _Insert:
         else:
             from sqlalchemy.dialects.sqlite import insert  # here: a PostgreSQL server never loads the dialect
 
-            statement = insert(_LOGS).values(
-                {name: sa.bindparam(name, type_=_LOGS.c[name].type) for name in _COLUMNS}
-            )
+            statement = insert(_LOGS).values({name: sa.bindparam(name, type_=_LOGS.c[name].type) for name in _COLUMNS})
             compiled = statement.on_conflict_do_nothing(index_elements=["id"]).compile(dialect=dialect)
             if tuple(compiled.positiontup or ()) != _COLUMNS:
                 raise RuntimeError(f"unexpected parameter order {compiled.positiontup} in the log insert")
