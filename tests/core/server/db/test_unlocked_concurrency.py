@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import random
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -140,7 +141,11 @@ def test_a_connection_used_in_autocommit_goes_back_to_transactions(server_settin
 # same proposal is safe.
 @pytest.mark.parametrize(("path", "release"), [("unlocked", "later"), ("locked", "later"), ("locked", "at_once")])
 def test_a_proposal_cancelled_while_waiting_for_the_run_writes_nothing_later(
-    server_settings: Settings, database_url: str, path: str, release: str
+    server_settings: Settings,
+    database_url: str,
+    path: str,
+    release: str,
+    until_waiting_for_a_lock: Callable[[Any], Awaitable[None]],
 ) -> None:
     """A proposal cancelled while it waits for the run's row lock, released afterwards, writes nothing."""
 
@@ -159,7 +164,7 @@ def test_a_proposal_cancelled_while_waiting_for_the_run_writes_nothing_later(
                 proposal = asyncio.create_task(
                     set_flow_run_state(database, run_id, SetStateRequest(state=State(type=StateType.PENDING)))
                 )
-                await _until_waiting_for_a_lock(other)
+                await until_waiting_for_a_lock(other)
                 proposal.cancel()
                 if release == "at_once":
                     await transaction.commit()
@@ -173,17 +178,6 @@ def test_a_proposal_cancelled_while_waiting_for_the_run_writes_nothing_later(
             assert await _history(database, run_id) == [StateType.SCHEDULED]
 
     asyncio.run(scenario())
-
-
-async def _until_waiting_for_a_lock(observer: Any) -> None:
-    for _ in range(3000):
-        waiting = await observer.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        if waiting:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("never waited for the run's row lock")
 
 
 PROPOSALS = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import struct
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -202,7 +202,7 @@ def test_runs_with_concurrency_limits_and_replays_take_the_locked_path(database_
 
 @ON_POSTGRESQL
 def test_a_proposal_overtaken_between_its_read_and_its_write_is_decided_again(
-    server_settings: Settings, database_url: str
+    server_settings: Settings, database_url: str, until_waiting_for_a_lock: Callable[[Any], Awaitable[None]]
 ) -> None:
     """Another writer moves the run to Pending while this proposal's write waits for the row: the write
     then finds a different current state, writes nothing, and the proposal is decided again, on Pending."""
@@ -219,7 +219,7 @@ def test_a_proposal_overtaken_between_its_read_and_its_write_is_decided_again(
                 await transaction.start()
                 await other.execute("SELECT id FROM flow_runs WHERE id = $1 FOR UPDATE", run_id)
                 proposal = asyncio.create_task(set_flow_run_state(database, run_id, _propose(StateType.PENDING)))
-                await _until_waiting_for_a_lock(other)
+                await until_waiting_for_a_lock(other)
                 pending_id = uuid.uuid4()
                 await other.execute(
                     "INSERT INTO flow_run_states (id, flow_run_id, type, name, timestamp, state_details) "
@@ -247,18 +247,6 @@ def test_a_proposal_overtaken_between_its_read_and_its_write_is_decided_again(
             assert sorted(types) == [StateType.PENDING, StateType.SCHEDULED]
 
     asyncio.run(scenario())
-
-
-async def _until_waiting_for_a_lock(observer: asyncpg.Connection) -> None:
-    """Return once another session of this database waits for a row lock (the proposal's write)."""
-    for _ in range(3000):
-        waiting = await observer.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        if waiting:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the proposal never waited for the run's row lock")
 
 
 @ON_POSTGRESQL
