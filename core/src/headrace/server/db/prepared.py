@@ -40,7 +40,7 @@ from headrace.server.db.driver import Processor, as_sqlalchemy_error, bind_proce
 from headrace.server.db.group_commit import sqlite_writer_of
 from headrace.server.db.types import json_dumps
 
-__all__ = ["Prepared"]
+__all__ = ["Prepared", "typed_binds"]
 
 
 @cache
@@ -173,3 +173,8 @@ class Prepared:
         finally:
             cursor.close()
         return compiled.rows(rows, description) if rows else []
+
+
+def typed_binds(table: sa.Table, names: Sequence[str]) -> dict[str, Any]:
+    """A bind parameter per column name, typed as its column (so each gets the column's bind processor)."""
+    return {name: sa.bindparam(name, type_=table.c[name].type) for name in names}

@@ -27,10 +27,8 @@ answers and what is stored are the same; only the number of round trips differs.
 
 from __future__ import annotations
 
-import functools
 import sys
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,9 +51,21 @@ from headrace.schemas.runs import (
 )
 from headrace.schemas.states import State, StateDetails, StateType
 from headrace.server.db import Database, models
-from headrace.server.db.prepared import Prepared
 from headrace.server.db.types import json_contains_all
 from headrace.server.errors import Problem
+from headrace.server.operations.flow_run_statements import (
+    FLOW_BY_NAME,
+    INSERT_STATE,
+    LOCK_RUN,
+    MOVE_RUN,
+    MOVE_RUN_SCHEDULED,
+    READ_FOR_TRANSITION,
+    STATES_BY_ID,
+    UPDATE_RUN,
+    UPDATE_RUN_SCHEDULED,
+    create_run,
+    insert_run,
+)
 from headrace.server.operations.flows import ensure_flow, release_slots_of_runs
 from headrace.server.operations.pages import fetch_page
 from headrace.server.operations.states import state_from_row, state_row_values
@@ -290,183 +300,6 @@ async def _lock_slots(session: AsyncSession, names: tuple[str, ...], holder: str
     return _Slots(holder=holder, limit_ids=limit_ids, view=view, held_before=held_before)
 
 
-# ------------------------------------------------------------------------------ prepared statements
-
-
-def _typed(table: sa.Table, names: Sequence[str]) -> dict[str, Any]:
-    return {name: sa.bindparam(name, type_=table.c[name].type) for name in names}
-
-
-_RUNS: sa.Table = models.FlowRun.__table__  # type: ignore[assignment]
-_STATES: sa.Table = models.FlowRunState.__table__  # type: ignore[assignment]
-_FLOWS: sa.Table = models.Flow.__table__  # type: ignore[assignment]
-
-_RUN_STATE_COLUMNS = (
-    "state_id",
-    "state_type",
-    "state_name",
-    "state_timestamp",
-    "run_count",
-    "start_time",
-    "end_time",
-    "total_run_time",
-    "next_scheduled_start_time",
-    "pause_keys",
-)
-_RUN_INSERT_COLUMNS = (
-    "id",
-    "flow_id",
-    "name",
-    "parameters",
-    "tags",
-    "idempotency_key",
-    "parent_task_run_id",
-    "concurrency_limits",
-    "max_retries",
-    "retry_delay_seconds",
-    "retry_jitter_factor",
-    "expected_start_time",
-    "created",
-    "updated",
-    *_RUN_STATE_COLUMNS,
-)
-_STATE_COLUMNS = ("id", "flow_run_id", "type", "name", "timestamp", "message", "state_details", "data")
-
-_INSERT_STATE = Prepared(sa.insert(_STATES).values(_typed(_STATES, _STATE_COLUMNS)))
-_FLOW_BY_NAME = Prepared(sa.select(_FLOWS.c.id).where(_FLOWS.c.name == sa.bindparam("name", type_=_FLOWS.c.name.type)))
-_LOCK_RUN = Prepared(
-    sa.select(
-        _RUNS.c.id,
-        _RUNS.c.state_id,
-        _RUNS.c.concurrency_limits,
-        _RUNS.c.max_retries,
-        _RUNS.c.retry_delay_seconds,
-        _RUNS.c.retry_jitter_factor,
-        _RUNS.c.run_count,
-        _RUNS.c.start_time,
-        _RUNS.c.end_time,
-        _RUNS.c.total_run_time,
-        _RUNS.c.next_scheduled_start_time,
-        _RUNS.c.pause_keys,
-    )
-    .where(_RUNS.c.id == sa.bindparam("id", type_=_RUNS.c.id.type))
-    .with_for_update(key_share=True)
-)
-# The proposal's own row (a replay) and the run's current state row: two ids (the same one twice if the
-# run has no state yet), so that the statement is one prepared statement rather than an expanding IN.
-_STATES_BY_ID = Prepared(
-    sa.select(_STATES).where(
-        _STATES.c.id.in_(
-            [sa.bindparam("proposed", type_=_STATES.c.id.type), sa.bindparam("current", type_=_STATES.c.id.type)]
-        )
-    )
-)
-
-
-def _update_run(names: Sequence[str]) -> Prepared:
-    return Prepared(
-        sa.update(_RUNS).where(_RUNS.c.id == sa.bindparam("key", type_=_RUNS.c.id.type)).values(_typed(_RUNS, names))
-    )
-
-
-_UPDATE_RUN = _update_run((*_RUN_STATE_COLUMNS, "updated"))
-_UPDATE_RUN_SCHEDULED = _update_run((*_RUN_STATE_COLUMNS, "expected_start_time", "updated"))
-
-_INSERT_RUN: dict[str, Prepared] = {}
-
-# PostgreSQL, outside a transaction (see "Without a transaction" below). The run with its current state,
-# and whether the proposal's own id is already a state row (a replay): one statement, one snapshot.
-_CURRENT = _STATES.alias("current_state")
-_APPLIED = _STATES.alias("applied_state")
-_READ_FOR_TRANSITION = Prepared(
-    sa.select(
-        *_LOCK_RUN.statement.selected_columns,  # type: ignore[attr-defined]
-        *(_CURRENT.c[name].label(f"current_{name}") for name in _STATE_COLUMNS if name != "flow_run_id"),
-        _APPLIED.c.id.label("applied_id"),
-    )
-    .select_from(
-        _RUNS.outerjoin(_CURRENT, _CURRENT.c.id == _RUNS.c.state_id).outerjoin(
-            _APPLIED, _APPLIED.c.id == sa.bindparam("proposed", type_=_STATES.c.id.type)
-        )
-    )
-    .where(_RUNS.c.id == sa.bindparam("id", type_=_RUNS.c.id.type))
-)
-
-
-def _state_binds() -> dict[str, Any]:
-    """Bind parameters for a state row's columns, prefixed ``s_`` (the run's own columns share the names)."""
-    names = (name for name in _STATE_COLUMNS if name != "flow_run_id")
-    return {name: sa.bindparam(f"s_{name}", type_=_STATES.c[name].type) for name in names}
-
-
-def _with_state(run_statement: Any) -> Prepared:
-    """``WITH run AS (<run_statement> RETURNING id) INSERT INTO flow_run_states ... SELECT ... FROM run``.
-
-    The state row is written only if the run statement wrote the run's row, and both in one statement:
-    atomic without a transaction around it.
-    """
-    run = run_statement.returning(_RUNS.c.id).cte("run")
-    state = _state_binds()
-    return Prepared(
-        sa.insert(_STATES)
-        .from_select([*state, "flow_run_id"], sa.select(*state.values(), run.c.id))
-        .returning(_STATES.c.flow_run_id)
-    )
-
-
-def _move_run(names: Sequence[str]) -> Prepared:
-    """Compare-and-set: update the run's state columns only if its current state is still ``expected``."""
-    return _with_state(
-        sa.update(_RUNS)
-        .where(
-            _RUNS.c.id == sa.bindparam("key", type_=_RUNS.c.id.type),
-            _RUNS.c.state_id.is_not_distinct_from(sa.bindparam("expected", type_=_RUNS.c.state_id.type)),
-        )
-        .values(_typed(_RUNS, names))
-    )
-
-
-_MOVE_RUN = _move_run((*_RUN_STATE_COLUMNS, "updated"))
-_MOVE_RUN_SCHEDULED = _move_run((*_RUN_STATE_COLUMNS, "expected_start_time", "updated"))
-
-
-def _insert_run(database: Database) -> Prepared:
-    """``INSERT ... SELECT ... WHERE the flow exists ON CONFLICT DO NOTHING RETURNING id`` for the dialect.
-
-    One statement does what used to take three lookups: it inserts nothing (and returns no row) when
-    the flow is unknown or a run with the id, or with the idempotency key for the flow, exists; only
-    then are those looked up, to answer.
-    """
-    found = _INSERT_RUN.get(database.dialect)
-    if found is None:
-        values = _typed(_RUNS, _RUN_INSERT_COLUMNS)
-        flow_exists = sa.exists().where(_FLOWS.c.id == values["flow_id"])
-        found = _INSERT_RUN[database.dialect] = Prepared(
-            database.insert(_RUNS)
-            .from_select(list(_RUN_INSERT_COLUMNS), sa.select(*values.values()).where(flow_exists))
-            .on_conflict_do_nothing()
-            .returning(_RUNS.c.id)
-        )
-    return found
-
-
-@functools.cache
-def _create_run() -> Prepared:
-    """The run's insert (as :func:`_insert_run` writes it, on PostgreSQL) and its state's, in one statement.
-
-    Built on first use: the PostgreSQL dialect is not imported by a server on SQLite.
-    """
-    from sqlalchemy.dialects import postgresql
-
-    values = _typed(_RUNS, _RUN_INSERT_COLUMNS)
-    flow_exists = sa.exists().where(_FLOWS.c.id == values["flow_id"])
-    return _with_state(
-        postgresql.insert(_RUNS)
-        .from_select(list(_RUN_INSERT_COLUMNS), sa.select(*values.values()).where(flow_exists))
-        .on_conflict_do_nothing()
-    )
-
-
 # ---------------------------------------------------------------------------------------- writing
 
 
@@ -547,7 +380,7 @@ def _run_values(state: State, facts: RunFacts) -> dict[str, Any]:
 async def _insert_state(session: AsyncSession, flow_run_id: UUID, state: State) -> None:
     values = state_row_values(state)
     values["flow_run_id"] = flow_run_id
-    await _INSERT_STATE.run(session, values)
+    await INSERT_STATE.run(session, values)
 
 
 _ADJECTIVES = (
@@ -634,7 +467,7 @@ async def create_flow_run(database: Database, data: FlowRunCreate) -> tuple[Flow
     free slot starts out as AwaitingConcurrencySlot. A refused initial state is a 422 problem.
 
     The common case is two statements: the run's insert (which also checks that the flow exists and
-    that no run has the id or the idempotency key, see :func:`_insert_run`) and its state's. Only when
+    that no run has the id or the idempotency key, see :func:`insert_run`) and its state's. Only when
     the insert inserts nothing are the existing run and the flow looked up, to answer. On PostgreSQL a
     run without concurrency limits is first tried in one statement (:func:`_create_unlocked`).
     """
@@ -647,7 +480,7 @@ async def create_flow_run(database: Database, data: FlowRunCreate) -> tuple[Flow
             flow_id = data.flow_id
         else:
             assert data.flow_name is not None  # the schema requires one of the two
-            flow_row = await _FLOW_BY_NAME.first(session, {"name": data.flow_name})
+            flow_row = await FLOW_BY_NAME.first(session, {"name": data.flow_name})
             found = flow_row.id if flow_row is not None else None
             if found is None:
                 # A new flow: a replay of this create must still not create it, so look for the run first.
@@ -685,7 +518,7 @@ async def create_flow_run(database: Database, data: FlowRunCreate) -> tuple[Flow
             )
         state = _written_state(decision, ctx, now)
         values = _new_run_values(data, flow_id, state, decision.run, now)
-        inserted = await _insert_run(database).first(session, values)
+        inserted = await insert_run(database).first(session, values)
         if inserted is None:
             # The run exists (by id or idempotency key; on PostgreSQL perhaps just committed by a concurrent
             # request), or the flow does not.
@@ -717,11 +550,11 @@ async def set_flow_run_state(
         # on PostgreSQL a statement that waited for the lock sees the locked row as the previous holder
         # committed it, but rows joined from other tables as they were before, so a join would hand the
         # rules a stale current state (and let two claimers both win Pending).
-        run = await _LOCK_RUN.first(session, {"id": flow_run_id})
+        run = await LOCK_RUN.first(session, {"id": flow_run_id})
         if run is None:
             raise flow_run_not_found(flow_run_id)
         wanted = {"proposed": request.state.id, "current": run.state_id or request.state.id}
-        states = {row.id: row for row in await _STATES_BY_ID.all(session, wanted)}
+        states = {row.id: row for row in await STATES_BY_ID.all(session, wanted)}
         applied = states.get(request.state.id)  # the proposal's own row: it was applied before
         if applied is not None:
             return _replayed(run.id, applied), False
@@ -744,7 +577,7 @@ async def set_flow_run_state(
         state = _written_state(decision, ctx, now)
         await _insert_state(session, run.id, state)
         values, scheduled = _run_update(run.id, state, decision.run, now)
-        await (_UPDATE_RUN_SCHEDULED if scheduled else _UPDATE_RUN).run(session, values)
+        await (UPDATE_RUN_SCHEDULED if scheduled else UPDATE_RUN).run(session, values)
         if slots is not None:
             await slots.write_back(session, now)
         return _result(decision, state), True
@@ -753,7 +586,7 @@ async def set_flow_run_state(
 def _transition_context(
     run: Any, current: State | None, request: SetStateRequest, now: datetime, slots: _Slots | None = None
 ) -> TransitionContext:
-    """What the rules see of a proposal for ``run`` (a row of :data:`_LOCK_RUN`'s columns)."""
+    """What the rules see of a proposal for ``run`` (a row of :data:`LOCK_RUN`'s columns)."""
     return TransitionContext(
         current=current,
         proposed=_for_run(request.state, run.id),
@@ -802,7 +635,7 @@ async def _create_unlocked(database: Database, data: FlowRunCreate) -> FlowRun |
     async with database.autocommit() as connection:
         flow_id = data.flow_id
         if flow_id is None:
-            found = await _FLOW_BY_NAME.first(connection, {"name": data.flow_name})
+            found = await FLOW_BY_NAME.first(connection, {"name": data.flow_name})
             if found is None:
                 return None  # a new flow: the locked path creates it (unless the run exists)
             flow_id = found.id
@@ -820,7 +653,7 @@ async def _create_unlocked(database: Database, data: FlowRunCreate) -> FlowRun |
             return None
         state = _written_state(decision, ctx, now)
         values = _new_run_values(data, flow_id, state, decision.run, now)
-        if await _create_run().first(connection, {**values, **_prefixed(state)}) is None:
+        if await create_run().first(connection, {**values, **_prefixed(state)}) is None:
             return None  # the run exists, or the flow does not: the locked path says which
         return _new_run(values, state)
 
@@ -831,7 +664,7 @@ async def _set_state_unlocked(
     """Decide and write a proposal by compare-and-set; ``None``: let the locked path do it."""
     async with database.autocommit() as connection:
         for _ in range(_ATTEMPTS):
-            run = await _READ_FOR_TRANSITION.first(connection, {"id": flow_run_id, "proposed": request.state.id})
+            run = await READ_FOR_TRANSITION.first(connection, {"id": flow_run_id, "proposed": request.state.id})
             if run is None:
                 raise flow_run_not_found(flow_run_id)
             if run.applied_id is not None or run.concurrency_limits:
@@ -846,7 +679,7 @@ async def _set_state_unlocked(
             values, scheduled = _run_update(run.id, state, decision.run, now)
             values.update(_prefixed(state), expected=run.state_id)
             try:
-                moved = await (_MOVE_RUN_SCHEDULED if scheduled else _MOVE_RUN).first(connection, values)
+                moved = await (MOVE_RUN_SCHEDULED if scheduled else MOVE_RUN).first(connection, values)
             except sa.exc.IntegrityError:
                 return None  # the proposal's id was written meanwhile (sent twice at once): a replay
             if moved is not None:
@@ -856,12 +689,12 @@ async def _set_state_unlocked(
 
 
 def _prefixed(state: State) -> dict[str, Any]:
-    """A state row's values under the ``s_`` names of :func:`_state_binds`."""
+    """A state row's values under the ``s_`` names the statements use (``flow_run_statements.state_binds``)."""
     return {f"s_{name}": value for name, value in state_row_values(state).items()}
 
 
 class _CurrentState:
-    """The ``current_*`` columns of :data:`_READ_FOR_TRANSITION` as a state row."""
+    """The ``current_*`` columns of :data:`READ_FOR_TRANSITION` as a state row."""
 
     def __init__(self, row: Any) -> None:
         self.id: UUID = row.current_id

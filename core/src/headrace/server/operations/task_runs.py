@@ -58,6 +58,7 @@ from headrace.server.db.driver import (
     result_processor,
     unnest_insert,
 )
+from headrace.server.db.prepared import typed_binds
 from headrace.server.db.types import json_contains_all
 from headrace.server.errors import Problem
 from headrace.server.operations.pages import fetch_page
@@ -243,10 +244,6 @@ def _uuid_order(row: tuple[Any, ...]) -> int:
     return int(row[0].int)
 
 
-def _typed(table: sa.Table, names: Sequence[str]) -> dict[str, Any]:
-    return {name: sa.bindparam(name, type_=table.c[name].type) for name in names}
-
-
 def _compiled(statement: sa.Insert | sa.Update, dialect: sa.Dialect, names: Sequence[str]) -> str:
     """The statement's SQL for ``dialect``; its parameters must come in the order ``names``."""
     compiled = statement.compile(dialect=dialect)
@@ -297,19 +294,23 @@ class _Ingest:
             from sqlalchemy.dialects.sqlite import insert  # here: a PostgreSQL server never loads the dialect
 
             self.insert_runs = _compiled(
-                insert(_RUNS).values(_typed(_RUNS, _RUN_INSERT_COLUMNS)).on_conflict_do_nothing(index_elements=["id"]),
+                insert(_RUNS)
+                .values(typed_binds(_RUNS, _RUN_INSERT_COLUMNS))
+                .on_conflict_do_nothing(index_elements=["id"]),
                 dialect,
                 _RUN_INSERT_COLUMNS,
             )
             self.insert_states = _compiled(
-                insert(_STATES).values(_typed(_STATES, _STATE_COLUMNS)).on_conflict_do_nothing(index_elements=["id"]),
+                insert(_STATES)
+                .values(typed_binds(_STATES, _STATE_COLUMNS))
+                .on_conflict_do_nothing(index_elements=["id"]),
                 dialect,
                 _STATE_COLUMNS,
             )
         update = (
             sa.update(_RUNS)
             .where(_RUNS.c.id == sa.bindparam("key", type_=_RUNS.c.id.type))
-            .values(_typed(_RUNS, _RUN_UPDATE_COLUMNS))
+            .values(typed_binds(_RUNS, _RUN_UPDATE_COLUMNS))
             .compile(dialect=dialect)
         )
         self.update_runs = update.string
