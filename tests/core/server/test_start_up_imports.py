@@ -1,6 +1,6 @@
-"""What a server's start-up leaves out: SQLAlchemy's PostgreSQL dialect on SQLite, ``cryptography`` until a
-secret is touched, and the ``websockets`` library (the app has no WebSocket route). No timing here; see
-benchmarks/bench_server.py."""
+"""What a server's start-up leaves out: SQLAlchemy's PostgreSQL dialect on SQLite (and SQLite's on PostgreSQL),
+``cryptography`` until a secret is touched, prometheus_client with metrics off, and the ``websockets``
+library (the app has no WebSocket route). No timing here; see benchmarks/bench_server.py."""
 
 from __future__ import annotations
 
@@ -60,6 +60,15 @@ def test_create_app_imports_neither_cryptography_nor_the_postgresql_dialect_on_s
     assert "headrace.server.operations.task_runs" in modules
     assert not {name for name in modules if name.startswith("cryptography")}
     assert "sqlalchemy.dialects.postgresql" not in modules
+
+
+def test_create_app_imports_prometheus_client_only_when_metrics_are_on(tmp_path: Path) -> None:
+    create = (
+        "from headrace.server.app import create_app\n"
+        "create_app(Settings(home=Path(sys.argv[1]), server_database_connection_url=None, server_metrics_enabled={}))\n"
+    )
+    assert "prometheus_client" not in _modules_after(create.format(False), tmp_path)
+    assert "prometheus_client" in _modules_after(create.format(True), tmp_path)
 
 
 @pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
 
-from headrace.server.db import Database, models
+from headrace.server.db import Database
 from headrace.settings import Settings
 
 
@@ -23,18 +24,12 @@ def _create(api: httpx.Client, **fields: Any) -> dict[str, Any]:
     return body
 
 
-def _flow_run(settings: Settings) -> str:
+def _flow_run(settings: Settings, new_flow_run: Callable[[Database], Awaitable[uuid.UUID]]) -> str:
     """A flow run row, made directly in the database (artifacts may point to one)."""
 
     async def make() -> uuid.UUID:
-        async with Database.from_settings(settings) as database, database.write() as session:
-            flow = models.Flow(name=f"flow-{uuid.uuid4().hex[:8]}")
-            session.add(flow)
-            await session.flush()
-            run = models.FlowRun(flow_id=flow.id, name="run")
-            session.add(run)
-            await session.flush()
-            return run.id
+        async with Database.from_settings(settings) as database:
+            return await new_flow_run(database)
 
     return str(asyncio.run(make()))
 
@@ -128,8 +123,10 @@ def test_unknown_ids_and_keys_are_404_problems(api: httpx.Client) -> None:
     assert api.get("/artifacts/not-a-uuid").status_code == 422
 
 
-def test_an_artifact_may_belong_to_a_flow_run(api: httpx.Client, server_settings: Settings) -> None:
-    run = _flow_run(server_settings)
+def test_an_artifact_may_belong_to_a_flow_run(
+    api: httpx.Client, server_settings: Settings, new_flow_run: Callable[[Database], Awaitable[uuid.UUID]]
+) -> None:
+    run = _flow_run(server_settings, new_flow_run)
     task = str(uuid.uuid4())
     created = _create(api, flow_run_id=run, task_run_id=task)
     assert created["flow_run_id"] == run
@@ -144,8 +141,10 @@ def test_an_unknown_flow_run_is_a_404_problem(api: httpx.Client) -> None:
     assert missing in response.json()["detail"]
 
 
-def test_filter_by_key_run_type_and_latest(api: httpx.Client, server_settings: Settings) -> None:
-    run = _flow_run(server_settings)
+def test_filter_by_key_run_type_and_latest(
+    api: httpx.Client, server_settings: Settings, new_flow_run: Callable[[Database], Awaitable[uuid.UUID]]
+) -> None:
+    run = _flow_run(server_settings, new_flow_run)
     task = str(uuid.uuid4())
     a1 = _create(api, key="a", data="a1", flow_run_id=run)
     a2 = _create(api, key="a", data="a2", flow_run_id=run, task_run_id=task)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -30,17 +30,6 @@ _RUN_COLUMNS = (
     "flow_run_id, task_key, name, dynamic_key, cache_key, cache_expiration, tags, state_type, state_name, "
     "state_timestamp, run_count, start_time, end_time"
 )
-
-
-async def _flow_run(database: Database) -> uuid.UUID:
-    async with database.write() as session:
-        flow = models.Flow(name=f"flow-{uuid.uuid4()}")
-        session.add(flow)
-        await session.flush()
-        run = models.FlowRun(flow_id=flow.id, name="run")
-        session.add(run)
-        await session.flush()
-        return run.id
 
 
 def _records(task_run_id: uuid.UUID, flow_run_id: uuid.UUID) -> list[TaskRunRecord]:
@@ -115,12 +104,14 @@ async def _raw(database: Database, sql: str, key: uuid.UUID) -> list[Any]:
         return [tuple(row) for row in result.all()]
 
 
-def test_ingested_rows_are_stored_as_the_orm_stores_them(server_settings: Settings) -> None:
+def test_ingested_rows_are_stored_as_the_orm_stores_them(
+    server_settings: Settings, new_flow_run: Callable[[Database], Awaitable[uuid.UUID]]
+) -> None:
     from headrace.server.operations.task_runs import ingest_task_run_records
 
     async def scenario() -> None:
         async with Database.from_settings(server_settings) as database:
-            flow_run_id = await _flow_run(database)
+            flow_run_id = await new_flow_run(database)
             task_run_id = uuid.uuid4()
             records = _records(task_run_id, flow_run_id)
             result = await ingest_task_run_records(database, records)
@@ -150,7 +141,9 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def test_ingest_through_the_session_fallback_behaves_the_same(settings_for: Callable[..., Settings]) -> None:
+def test_ingest_through_the_session_fallback_behaves_the_same(
+    settings_for: Callable[..., Settings], new_flow_run: Callable[[Database], Awaitable[uuid.UUID]]
+) -> None:
     """An in-memory SQLite database has no inline writer: the same SQL goes through the session."""
     from headrace.server.db.migrate import upgrade
     from headrace.server.operations.logs import ingest_logs, read_logs
@@ -159,7 +152,7 @@ def test_ingest_through_the_session_fallback_behaves_the_same(settings_for: Call
     async def scenario() -> None:
         async with Database.from_settings(settings_for("sqlite://")) as database:
             await upgrade(database)
-            flow_run_id = await _flow_run(database)
+            flow_run_id = await new_flow_run(database)
             task_run_id = uuid.uuid4()
             records = _records(task_run_id, flow_run_id)
             first = await ingest_task_run_records(database, records[1:])
@@ -211,7 +204,9 @@ def test_driver_errors_are_sqlalchemys(server_settings: Settings) -> None:
 
 
 def test_a_cancelled_ingest_on_postgresql_leaves_no_broken_connection_in_the_pool(
-    empty_postgres_url: str, settings_for: Callable[..., Settings]
+    empty_postgres_url: str,
+    settings_for: Callable[..., Settings],
+    new_flow_run: Callable[[Database], Awaitable[uuid.UUID]],
 ) -> None:
     """Cancelled mid-statement (waiting for a lock held elsewhere), the connection is invalidated, not reused."""
     import asyncpg  # type: ignore[import-untyped]
@@ -225,7 +220,7 @@ def test_a_cancelled_ingest_on_postgresql_leaves_no_broken_connection_in_the_poo
     async def scenario() -> None:
         async with Database.from_settings(settings) as database:
             await migrate_on_start(database, settings)
-            flow_run_id = await _flow_run(database)
+            flow_run_id = await new_flow_run(database)
             holder = await asyncpg.connect(dsn)
             transaction = holder.transaction()
             await transaction.start()
