@@ -433,6 +433,26 @@ async def _existing_or_refusal(session: AsyncSession, data: FlowRunCreate, flow_
     return flow_run_from_row(existing) if existing is not None else None
 
 
+def _initial_state(data: FlowRunCreate) -> State:
+    """The state a new run proposes: the one given, else Scheduled now."""
+    return _for_run(data.state or State(type=StateType.SCHEDULED, state_details=StateDetails()), data.id)
+
+
+def _creation_context(
+    data: FlowRunCreate, proposed: State, now: datetime, slots: _Slots | None = None
+) -> TransitionContext:
+    """What the rules see of a new run's initial state (no current state)."""
+    return TransitionContext(
+        current=None,
+        proposed=proposed,
+        now=now,
+        retry_policy=_retry_policy(data.max_retries, data.retry_delay_seconds, data.retry_jitter_factor),
+        concurrency_limit_names=tuple(dict.fromkeys(data.concurrency_limits)),
+        concurrency_slots=slots.view if slots is not None else None,
+        holder=str(data.id),
+    )
+
+
 def _new_run_values(data: FlowRunCreate, flow_id: UUID, state: State, facts: RunFacts, now: datetime) -> dict[str, Any]:
     """The columns of a new run's row."""
     return {
@@ -491,19 +511,9 @@ async def create_flow_run(database: Database, data: FlowRunCreate) -> tuple[Flow
             flow_id = found
 
         now = utcnow()
-        names = tuple(dict.fromkeys(data.concurrency_limits))
-        holder = str(data.id)
-        proposed = _for_run(data.state or State(type=StateType.SCHEDULED, state_details=StateDetails()), data.id)
-        slots = await _lock_slots(session, names, holder, now)
-        ctx = TransitionContext(
-            current=None,
-            proposed=proposed,
-            now=now,
-            retry_policy=_retry_policy(data.max_retries, data.retry_delay_seconds, data.retry_jitter_factor),
-            concurrency_limit_names=names,
-            concurrency_slots=slots.view if slots is not None else None,
-            holder=holder,
-        )
+        proposed = _initial_state(data)
+        slots = await _lock_slots(session, tuple(dict.fromkeys(data.concurrency_limits)), str(data.id), now)
+        ctx = _creation_context(data, proposed, now, slots)
         decision = orchestrate(ctx, FLOW_RUN_POLICY)
         if not decision.persist or decision.run is None:
             # A run that exists is answered as it is, whatever its initial state would be now.
@@ -640,14 +650,7 @@ async def _create_unlocked(database: Database, data: FlowRunCreate) -> FlowRun |
                 return None  # a new flow: the locked path creates it (unless the run exists)
             flow_id = found.id
         now = utcnow()
-        proposed = _for_run(data.state or State(type=StateType.SCHEDULED, state_details=StateDetails()), data.id)
-        ctx = TransitionContext(
-            current=None,
-            proposed=proposed,
-            now=now,
-            retry_policy=_retry_policy(data.max_retries, data.retry_delay_seconds, data.retry_jitter_factor),
-            holder=str(data.id),
-        )
+        ctx = _creation_context(data, _initial_state(data), now)
         decision = orchestrate(ctx, FLOW_RUN_POLICY)
         if not decision.persist or decision.run is None:
             return None
