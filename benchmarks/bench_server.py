@@ -15,7 +15,11 @@ the server process's CPU time per operation, which does not depend on how busy t
 
 Start to healthy is the time from spawning the process to its first 200 on ``GET /api/health``, polled
 every 5 ms with a plain socket: once on a fresh database (migrations run), and ``--starts`` times on the
-same, existing database, whose median is the figure (every start is listed in the line).
+same, existing database, whose median is the figure (every start is listed in the line). Each of those
+starts alternates with a start of ``stack_floor_server.py``: a one-route server on the same libraries and
+database, importing nothing of headrace. Its median is given in the same line (``stack_floor_s``), with the
+difference (``headrace_own_s``): how much of the figure is headrace's own start-up and how much is the
+stack's, which moves with the machine's speed.
 
 PostgreSQL figures use a fresh database on the server at
 ``HEADRACE_TEST_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/test``) and are skipped,
@@ -121,12 +125,15 @@ def answers_healthy(port: int) -> bool:
 
 
 @contextmanager
-def running_server(home: Path, database_url: str | None) -> Iterator[tuple[subprocess.Popen[bytes], str, float]]:
-    """Start ``headrace server start``; yield the process, its API URL and the seconds until healthy."""
+def running_server(
+    home: Path, database_url: str | None, command: list[str] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str, float]]:
+    """Start ``headrace server start`` (or ``command``, given the port at its end); yield the process, its API
+    URL and the seconds until healthy."""
     port = free_port()
     started = time.perf_counter()
     process = subprocess.Popen(
-        [*headrace_command(), "server", "start", "--port", str(port)],
+        [*(command or [*headrace_command(), "server", "start", "--port"]), str(port)],
         env=server_environment(home, database_url),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -148,6 +155,15 @@ def running_server(home: Path, database_url: str | None) -> Iterator[tuple[subpr
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+STACK_FLOOR_SERVER = Path(__file__).with_name("stack_floor_server.py")
+
+
+def stack_floor_command(home: Path, database_url: str | None) -> list[str]:
+    """``stack_floor_server.py`` on the server's database; the port is appended by :func:`running_server`."""
+    url = database_url or f"sqlite+aiosqlite:///{home / 'headrace.db'}"
+    return [sys.executable, str(STACK_FLOOR_SERVER), url]
 
 
 def rss_mb(pid: int) -> float:
@@ -420,18 +436,27 @@ def run_backend(backend: str, args: argparse.Namespace) -> None:
             with running_server(home, database_url) as (process, api, fresh_seconds):
                 report("start_to_healthy_fresh_s", backend, fresh_seconds)
             # A single start varies by tens of milliseconds with what else the 2 cores do: the figure is
-            # the median of several starts on the same database, each given.
-            starts = []
-            for _ in range(args.starts - 1):
-                with running_server(home, database_url) as (_, _, seconds):
-                    starts.append(seconds)
+            # the median of several starts on the same database, each given. Each start alternates with one of
+            # the stack floor (stack_floor_server.py), so both see the machine at the same moments.
+            floor = stack_floor_command(home, database_url)
+            starts, floor_starts = [], []
+            for start in range(args.starts):
+                with running_server(home, None, floor) as (_, _, seconds):
+                    floor_starts.append(seconds)
+                if start < args.starts - 1:
+                    with running_server(home, database_url) as (_, _, seconds):
+                        starts.append(seconds)
             with running_server(home, database_url) as (process, api, seconds):
                 starts.append(seconds)
+                headrace_median, floor_median = statistics.median(starts), statistics.median(floor_starts)
                 report(
                     "start_to_healthy_existing_s",
                     backend,
-                    statistics.median(starts),
+                    headrace_median,
                     starts=[round(start, 3) for start in starts],
+                    stack_floor_s=round(floor_median, 3),
+                    stack_floor_starts=[round(start, 3) for start in floor_starts],
+                    headrace_own_s=round(headrace_median - floor_median, 3),
                 )
                 time.sleep(args.idle_seconds)
                 report("idle_rss_mb", backend, rss_mb(process.pid))
