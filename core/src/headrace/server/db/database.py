@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from headrace.server.db.autocommit import AutocommitConnection
 from headrace.server.db.engine import (
     Dialect,
     create_postgresql_engine,
@@ -62,7 +63,7 @@ class Database:
         self.dialect: Dialect = dialect_of(url)
         self._memory = self.dialect == "sqlite" and is_sqlite_memory(url)
         self._write_lock: asyncio.Lock | None = None
-        self._autocommit_engine: AsyncEngine | None = None
+        self._autocommit_engine: AsyncEngine | None = None  # the engine autocommit() checks connections out of
         self._groups: GroupCommit | None = None
         if self.dialect == "sqlite":
             self._write_engine = create_sqlite_engine(url, settings, role="write")
@@ -74,7 +75,9 @@ class Database:
             self._write_engine = create_postgresql_engine(url, settings)
             # Both share the pool; SQLAlchemy resets the options when a connection goes back to the pool.
             self._read_engine = self._write_engine.execution_options(postgresql_readonly=True)
-            self._autocommit_engine = self._write_engine.execution_options(isolation_level="AUTOCOMMIT")
+            # Its connections run outside transactions on the driver itself (see db.autocommit): no isolation
+            # level to set on the way out of the pool and reset on the way back.
+            self._autocommit_engine = self._write_engine
         self._writing: ContextVar[bool] = ContextVar(f"headrace_db_writing_{id(self)}", default=False)
         self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self._read_engine, expire_on_commit=False)
@@ -122,17 +125,23 @@ class Database:
             yield session
 
     @contextlib.asynccontextmanager
-    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+    async def autocommit(self) -> AsyncIterator[AutocommitConnection]:
         """A pooled PostgreSQL connection outside any transaction: each statement commits on its own.
 
         For writes that are one statement (a compare-and-set, a ``WITH ... INSERT`` of several rows), which
-        need no transaction around them: that saves the ``BEGIN`` and ``COMMIT`` round trips. PostgreSQL
-        only (:attr:`supports_autocommit`); it counts as a write, so it cannot be opened inside ``write()``.
+        need no transaction around them: that saves the ``BEGIN`` and ``COMMIT`` round trips. Statements
+        run on it through :class:`~headrace.server.db.prepared.Prepared`, straight on asyncpg (see
+        :mod:`headrace.server.db.autocommit`). PostgreSQL only (:attr:`supports_autocommit`); it counts as a
+        write, so it cannot be opened inside ``write()``.
         """
         if self._autocommit_engine is None:
             raise RuntimeError(f"autocommit() is for PostgreSQL; this database is {self.dialect}")
-        async with self._writer_mark(), self._autocommit_engine.connect() as connection:
-            yield connection
+        async with self._writer_mark():
+            connection = await AutocommitConnection.check_out(self._autocommit_engine)
+            try:
+                yield connection
+            finally:
+                await connection.release()
 
     @property
     def supports_autocommit(self) -> bool:

@@ -45,6 +45,7 @@ __all__ = [
     "in_list",
     "per_dialect",
     "result_processor",
+    "translated_asyncpg_error",
     "unnest_insert",
 ]
 
@@ -273,21 +274,33 @@ class _AsyncpgDriver(Driver):
         return int(count) if count.isdigit() else -1
 
     async def _translated(self, sql: str, error: Exception) -> Exception:
-        """The exception SQLAlchemy would raise for this asyncpg error (its adapter also notes a lost connection)."""
-        try:
-            self._adapted._handle_exception(error)  # raises the DB-API error SQLAlchemy's adapter maps it to
-        except Exception as dbapi_error:
-            base = getattr(self.dialect.loaded_dbapi, "Error", Exception)
-            if isinstance(dbapi_error, base):
-                if self.dialect.is_disconnect(cast(Any, dbapi_error), self._adapted, None):
-                    await self._invalidate(dbapi_error)
-                return as_sqlalchemy_error(sql, dbapi_error, base, self.dialect)
-            return dbapi_error
-        return error  # pragma: no cover - _handle_exception always raises
+        raised, disconnected = translated_asyncpg_error(self.dialect, self._adapted, sql, error)
+        if disconnected:
+            await self._invalidate(raised)
+        return raised
 
     async def _invalidate(self, error: BaseException | None) -> None:
         connection = self._session_connection()
         await asyncio.shield(connection.invalidate(error))
+
+
+def translated_asyncpg_error(
+    dialect: sa.Dialect, adapted: Any, sql: str, error: Exception, parameters: Sequence[Any] | None = None
+) -> tuple[Exception, bool]:
+    """The exception SQLAlchemy would raise for this asyncpg error, and whether the connection is lost.
+
+    ``adapted`` is SQLAlchemy's adapter of the connection: it maps the error to its DB-API class (and notes
+    a lost connection). Without ``parameters`` (bulk rows) the message leaves them out.
+    """
+    try:
+        adapted._handle_exception(error)  # raises the DB-API error SQLAlchemy's adapter maps it to
+    except Exception as dbapi_error:
+        base = getattr(dialect.loaded_dbapi, "Error", Exception)
+        if isinstance(dbapi_error, base):
+            disconnected = dialect.is_disconnect(cast(Any, dbapi_error), adapted, None)
+            return as_sqlalchemy_error(sql, dbapi_error, base, dialect, parameters), disconnected
+        return dbapi_error, False
+    return error, False  # pragma: no cover - _handle_exception always raises
 
 
 def as_sqlalchemy_error(

@@ -26,7 +26,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from headrace.server.db.liveness import check_connections_on_checkout
-from headrace.server.db.types import json_dumps
+from headrace.server.db.types import json_dumps, json_loads
 
 if TYPE_CHECKING:
     from headrace.settings import Settings
@@ -135,6 +135,7 @@ def create_sqlite_engine(url: URL, settings: Settings, *, role: Literal["write",
         url,
         echo=settings.server_database_echo,
         json_serializer=json_dumps,
+        json_deserializer=json_loads,
         **pool,
     )
     busy_timeout = settings.server_database_sqlite_busy_timeout
@@ -246,6 +247,7 @@ def create_postgresql_engine(url: URL, settings: Settings) -> AsyncEngine:
         url,
         echo=settings.server_database_echo,
         json_serializer=json_dumps,
+        json_deserializer=json_loads,
         pool_size=settings.server_database_pool_size,
         max_overflow=settings.server_database_max_overflow,
         pool_timeout=settings.server_database_pool_timeout,

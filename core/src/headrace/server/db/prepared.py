@@ -10,9 +10,10 @@ or Core execution, at a fraction of the cost.
 
 - On SQLite, inside a grouped write (:mod:`headrace.server.db.group_commit`), the statement runs on the
   writer's plain :class:`sqlite3.Connection`, on the event loop's thread.
-- On PostgreSQL it runs on SQLAlchemy's asyncpg adapter cursor (the layer under SQLAlchemy's
-  execution): in the session's transaction, with the adapter's prepared-statement cache and its error
-  translation.
+- On PostgreSQL, in a session, it runs on SQLAlchemy's asyncpg adapter cursor (the layer under
+  SQLAlchemy's execution): in the session's transaction, with the adapter's prepared-statement cache and
+  its error translation. On :meth:`Database.autocommit`'s connection it runs on asyncpg itself, outside
+  any transaction (:mod:`headrace.server.db.autocommit`).
 - Anywhere else (an in-memory SQLite database, a read session on SQLite) it runs through the session's
   connection as usual.
 
@@ -36,9 +37,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from headrace.server.db.autocommit import AutocommitConnection
 from headrace.server.db.driver import Processor, as_sqlalchemy_error, bind_processor, per_dialect
 from headrace.server.db.group_commit import sqlite_writer_of
-from headrace.server.db.types import json_dumps
+from headrace.server.db.types import json_dumps, json_loads
 
 __all__ = ["Prepared", "typed_binds"]
 
@@ -49,7 +51,7 @@ def _sqlite_dialect() -> Dialect:
     so that a PostgreSQL server never loads SQLAlchemy's SQLite dialect."""
     from sqlalchemy.dialects import sqlite
 
-    return sqlite.dialect(json_serializer=json_dumps)
+    return sqlite.dialect(json_serializer=json_dumps, json_deserializer=json_loads)
 
 
 class _Compiled:
@@ -77,9 +79,16 @@ class _Compiled:
             parameters[index] = process(parameters[index])
         return parameters
 
-    def rows(self, raw: Sequence[Sequence[Any]], description: Sequence[Sequence[Any]] | None) -> list[Any]:
+    @property
+    def described(self) -> bool:
+        """Whether the result processors are made (from the first execution's type codes)."""
+        return self._results is not None
+
+    def rows(self, raw: Sequence[Sequence[Any]], codes: Sequence[Any] | None) -> list[Any]:
+        """Named rows of driver values, through the columns' result processors; ``codes``: the driver's type
+        code of each column (a cursor description's second field), needed until :attr:`described`."""
         if self._results is None:
-            codes = [entry[1] for entry in description] if description else [None] * len(self.columns)
+            codes = codes or [None] * len(self.columns)
             self._results = [
                 (index, processor)
                 for index, ((_, type_), code) in enumerate(zip(self.columns, codes, strict=True))
@@ -103,12 +112,16 @@ class Prepared:
         self.statement = statement
         self._for: Callable[[Dialect], _Compiled] = per_dialect(partial(_Compiled, statement))
 
-    async def all(self, on: AsyncSession | AsyncConnection, values: Mapping[str, Any]) -> list[Any]:
+    async def all(
+        self, on: AsyncSession | AsyncConnection | AutocommitConnection, values: Mapping[str, Any]
+    ) -> list[Any]:
         """Every row the statement returns (named tuples on the driver paths, SQLAlchemy rows otherwise).
 
-        ``on`` is a session (the statement runs in its transaction) or a connection (for example
-        :meth:`Database.autocommit`'s, where the statement commits on its own).
+        ``on`` is a session (the statement runs in its transaction), a connection, or
+        :meth:`Database.autocommit`'s connection (the statement commits on its own).
         """
+        if isinstance(on, AutocommitConnection):
+            return await self._on_autocommit(on, values)
         if isinstance(on, AsyncConnection):
             connection = on
         else:
@@ -121,12 +134,14 @@ class Prepared:
         result = await connection.execute(self.statement, dict(values))
         return list(result.all()) if result.returns_rows else []
 
-    async def first(self, on: AsyncSession | AsyncConnection, values: Mapping[str, Any]) -> Any | None:
+    async def first(
+        self, on: AsyncSession | AsyncConnection | AutocommitConnection, values: Mapping[str, Any]
+    ) -> Any | None:
         """The first row, or ``None``."""
         rows = await self.all(on, values)
         return rows[0] if rows else None
 
-    async def run(self, on: AsyncSession | AsyncConnection, values: Mapping[str, Any]) -> None:
+    async def run(self, on: AsyncSession | AsyncConnection | AutocommitConnection, values: Mapping[str, Any]) -> None:
         """Run a statement for its effect (an INSERT, UPDATE or DELETE)."""
         await self.all(on, values)
 
@@ -143,7 +158,16 @@ class Prepared:
                 cursor.close()
         except sqlite3.Error as error:
             raise as_sqlalchemy_error(compiled.sql, error, sqlite3.Error, dialect, parameters) from error
-        return compiled.rows(raw, None) if compiled.row is not None else []
+        return compiled.rows(raw, None) if compiled.row is not None else []  # sqlite3 needs no type codes
+
+    async def _on_autocommit(self, connection: AutocommitConnection, values: Mapping[str, Any]) -> list[Any]:
+        """Run straight on asyncpg, outside any transaction (see :mod:`headrace.server.db.autocommit`)."""
+        compiled = self._for(connection.dialect)
+        rows = await connection.fetch(compiled.sql, compiled.parameters(values))
+        if not rows or compiled.row is None:
+            return []
+        codes = None if compiled.described else await connection.result_codes(compiled.sql)
+        return compiled.rows(rows, codes)
 
     async def _on_asyncpg(self, connection: AsyncConnection, values: Mapping[str, Any]) -> list[Any]:
         """Run on SQLAlchemy's asyncpg adapter: in the transaction the connection is in, or on its own in autocommit.
@@ -172,7 +196,8 @@ class Prepared:
             raise
         finally:
             cursor.close()
-        return compiled.rows(rows, description) if rows else []
+        codes = [entry[1] for entry in description] if description else None
+        return compiled.rows(rows, codes) if rows else []
 
 
 def typed_binds(table: sa.Table, names: Sequence[str]) -> dict[str, Any]:
