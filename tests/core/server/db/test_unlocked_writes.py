@@ -158,8 +158,18 @@ def test_a_run_without_limits_is_created_in_one_round_trip_and_moved_in_two(
             assert wire.round_trips == 1
             for kind in (StateType.PENDING, StateType.RUNNING, StateType.COMPLETED):
                 await set_flow_run_state(database, run_id, _propose(kind))
-            assert wire.round_trips == 1 + 3 * 2  # per transition: one read, one compare-and-set write
+            # Per transition, the compare-and-set write only: this server remembers what it wrote last.
+            assert wire.round_trips == 1 + 3
             assert wire.simple == []  # no BEGIN, no COMMIT, no ping
+            # A run another server created: its first transition reads it first, the next ones need not.
+            async with Database.from_settings(settings_for(database_url)) as replica:
+                elsewhere = uuid.uuid4()
+                await create_flow_run(replica, FlowRunCreate(id=elsewhere, flow_id=flow_id))
+            wire.reset()
+            for kind in (StateType.PENDING, StateType.RUNNING, StateType.COMPLETED):
+                await set_flow_run_state(database, elsewhere, _propose(kind))
+            assert wire.round_trips == 2 + 1 + 1
+            assert wire.simple == []
             async with database.read() as session:
                 history = (
                     await session.scalars(
@@ -196,6 +206,63 @@ def test_runs_with_concurrency_limits_and_replays_take_the_locked_path(database_
             assert again.state == first.state
             assert "already applied" in (again.reason or "")
             assert any(query.startswith("BEGIN") for query in wire.simple), wire.simple
+
+    asyncio.run(scenario())
+
+
+@ON_POSTGRESQL
+def test_a_remembered_run_that_another_server_moved_is_decided_on_what_is_stored(
+    database_url: str, settings_for: Any
+) -> None:
+    """Server A remembers the runs it wrote; server B moves one of them. A's next proposal for it is
+    decided on the stored state: a write based on what A remembers changes nothing, and a refusal is
+    never given on it."""
+
+    async def history(database: Database, run_id: uuid.UUID) -> list[StateType]:
+        async with database.read() as session:
+            return list(
+                (
+                    await session.scalars(
+                        sa.select(models.FlowRunState.type)
+                        .where(models.FlowRunState.flow_run_id == run_id)
+                        .order_by(models.FlowRunState.timestamp)
+                    )
+                ).all()
+            )
+
+    async def scenario() -> None:
+        async with (
+            _observed(settings_for, database_url) as (server_a, wire),
+            Database.from_settings(settings_for(database_url)) as server_b,
+        ):
+            flow_id = await _flow(server_a)
+
+            # A remembers the run Scheduled; B claims it. A's claim must not win as well.
+            claimed = uuid.uuid4()
+            await create_flow_run(server_a, FlowRunCreate(id=claimed, flow_id=flow_id))
+            _, written = await set_flow_run_state(server_b, claimed, _propose(StateType.PENDING))
+            assert written
+            wire.reset()
+            result, written = await set_flow_run_state(server_a, claimed, _propose(StateType.PENDING))
+            assert (result.status, written) == (OrchestrationStatus.REJECT, False)
+            assert "another claimer won it" in (result.reason or "")
+            assert wire.round_trips == 2  # the write that changed nothing, then the read
+            assert await history(server_b, claimed) == [StateType.SCHEDULED, StateType.PENDING]
+
+            # A remembers the run Completed, which refuses Pending; B forces it back to Scheduled, which
+            # accepts it. A decides on the stored state, without a write on the remembered one.
+            rerun = uuid.uuid4()
+            await create_flow_run(server_a, FlowRunCreate(id=rerun, flow_id=flow_id))
+            for kind in (StateType.PENDING, StateType.RUNNING, StateType.COMPLETED):
+                await set_flow_run_state(server_a, rerun, _propose(kind))
+            forced = SetStateRequest(state=State(type=StateType.SCHEDULED), force=True)
+            _, written = await set_flow_run_state(server_b, rerun, forced)
+            assert written
+            wire.reset()
+            result, written = await set_flow_run_state(server_a, rerun, _propose(StateType.PENDING))
+            assert (result.status, written) == (OrchestrationStatus.ACCEPT, True)
+            assert wire.round_trips == 2  # the read, then the write
+            assert (await history(server_b, rerun))[-2:] == [StateType.SCHEDULED, StateType.PENDING]
 
     asyncio.run(scenario())
 

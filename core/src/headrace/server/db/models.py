@@ -100,7 +100,13 @@ class Flow(_UpdatedRow, Base):
 
 
 class FlowRun(_UpdatedRow, Base):
-    """A run of a flow. The ``state_*`` columns copy the current state for filtering and sorting."""
+    """A run of a flow. The ``state_*`` columns copy the current state for filtering and sorting.
+
+    Every update of a run's row writes a new state (a new ``state_id``) and the columns that go with it;
+    the other columns never change after the insert. PostgreSQL's compare-and-set transitions and the
+    runs a server remembers (``operations.recent_runs``) rely on that: a new kind of update must either
+    write a state too or be checked by the compare-and-set.
+    """
 
     __tablename__ = "flow_runs"
     __table_args__ = (

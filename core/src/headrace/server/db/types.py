@@ -122,6 +122,13 @@ class RetryDelays(sa.types.TypeDecorator[Any]):
             return float(value[0])
         return value
 
+    @classmethod
+    def as_read(cls, value: Any) -> Any:
+        """``value`` as it reads back once stored (``[d]`` reads back as ``d``)."""
+        if value is None or isinstance(value, list):
+            return float(value[0]) if value is not None and len(value) == 1 else value
+        return float(value)
+
 
 def str_enum(enum_class: type[enum.Enum]) -> sa.Enum:
     """An enum column holding the members' string *values* (``"markdown"``, not ``"MARKDOWN"``)."""

@@ -68,6 +68,7 @@ from headrace.server.operations.flow_run_statements import (
 )
 from headrace.server.operations.flows import ensure_flow, release_slots_of_runs
 from headrace.server.operations.pages import fetch_page
+from headrace.server.operations.recent_runs import RunSnapshot, recent_runs
 from headrace.server.operations.states import state_from_row, state_row_values
 from headrace.server.orchestration import (
     FLOW_RUN_POLICY,
@@ -641,7 +642,11 @@ _ATTEMPTS = 5
 
 
 async def _create_unlocked(database: Database, data: FlowRunCreate) -> FlowRun | None:
-    """Create a run without concurrency limits in one statement; ``None``: let the locked path do it."""
+    """Create a run without concurrency limits in one statement; ``None``: let the locked path do it.
+
+    The run is remembered as written (:mod:`headrace.server.operations.recent_runs`), so that its first
+    transition needs no read.
+    """
     async with database.autocommit() as connection:
         flow_id = data.flow_id
         if flow_id is None:
@@ -658,25 +663,40 @@ async def _create_unlocked(database: Database, data: FlowRunCreate) -> FlowRun |
         values = _new_run_values(data, flow_id, state, decision.run, now)
         if await create_run().first(connection, {**values, **_prefixed(state)}) is None:
             return None  # the run exists, or the flow does not: the locked path says which
+        recent_runs(database).remember(RunSnapshot.created(values), state)
         return _new_run(values, state)
 
 
 async def _set_state_unlocked(
     database: Database, flow_run_id: UUID, request: SetStateRequest
 ) -> tuple[OrchestrationResult, bool] | None:
-    """Decide and write a proposal by compare-and-set; ``None``: let the locked path do it."""
+    """Decide and write a proposal by compare-and-set; ``None``: let the locked path do it.
+
+    A run this process wrote last is decided on what it wrote, without a read (see
+    :mod:`headrace.server.operations.recent_runs`); the write's compare-and-set checks it is still so.
+    """
+    recent = recent_runs(database)
+    remembered = recent.get(flow_run_id)
+    current: State | None
     async with database.autocommit() as connection:
         for _ in range(_ATTEMPTS):
-            run = await READ_FOR_TRANSITION.first(connection, {"id": flow_run_id, "proposed": request.state.id})
-            if run is None:
-                raise flow_run_not_found(flow_run_id)
-            if run.applied_id is not None or run.concurrency_limits:
-                return None  # a replay (or another run's state id), or slots to lock
-            current = state_from_row(_CurrentState(run)) if run.current_id is not None else None
+            if remembered is not None:
+                run, current = remembered
+            else:
+                row = await READ_FOR_TRANSITION.first(connection, {"id": flow_run_id, "proposed": request.state.id})
+                if row is None:
+                    raise flow_run_not_found(flow_run_id)
+                if row.applied_id is not None or row.concurrency_limits:
+                    return None  # a replay (or another run's state id), or slots to lock
+                run = RunSnapshot.of(row)
+                current = state_from_row(_CurrentState(row)) if row.current_id is not None else None
             now = utcnow()
             ctx = _transition_context(run, current, request, now)
             decision = _forced(ctx) if request.force else orchestrate(ctx, FLOW_RUN_POLICY)
             if not decision.persist or decision.run is None:
+                if remembered is not None:
+                    remembered = None  # an answer that writes nothing is checked by no write: read first
+                    continue
                 return _result(decision, decision.state), False
             state = _written_state(decision, ctx, now)
             values, scheduled = _run_update(run.id, state, decision.run, now)
@@ -684,10 +704,14 @@ async def _set_state_unlocked(
             try:
                 moved = await (MOVE_RUN_SCHEDULED if scheduled else MOVE_RUN).first(connection, values)
             except sa.exc.IntegrityError:
-                return None  # the proposal's id was written meanwhile (sent twice at once): a replay
+                recent.forget(flow_run_id)
+                return None  # the proposal's id was written already (a replay, perhaps sent twice at once)
             if moved is not None:
+                recent.remember(run.moved(values), state)
                 return _result(decision, state), True
-            # Another proposal moved the run since it was read: decide again on its new state.
+            # Another proposal (or another server) moved the run since: decide again on its stored state.
+            remembered = None
+            recent.forget(flow_run_id)
     return None
 
 
@@ -724,6 +748,7 @@ def _replayed(flow_run_id: UUID, applied: Any) -> OrchestrationResult:
 
 async def delete_flow_run(database: Database, flow_run_id: UUID) -> None:
     """Delete the run with its task runs and histories, and give back the concurrency slots it held."""
+    recent_runs(database).forget(flow_run_id)  # not needed for correctness (see recent_runs): memory only
     async with database.write() as session:
         found = await session.scalar(
             sa.select(models.FlowRun.id).where(models.FlowRun.id == flow_run_id).with_for_update()
