@@ -62,19 +62,8 @@ class RunSnapshot(NamedTuple):
         )
 
     def moved(self, values: Mapping[str, Any]) -> RunSnapshot:
-        """After an update of the run's state columns with ``values``."""
-        return self._replace(**{name: values[name] for name in _STATE_COLUMNS})
-
-
-_STATE_COLUMNS = (
-    "state_id",
-    "run_count",
-    "start_time",
-    "end_time",
-    "total_run_time",
-    "next_scheduled_start_time",
-    "pause_keys",
-)
+        """After an update of the run's row with ``values`` (a transition's: its state columns)."""
+        return self._replace(**{name: values[name] for name in self._fields if name in values})
 
 
 class RecentRuns:
