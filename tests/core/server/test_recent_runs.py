@@ -28,6 +28,7 @@ def _run(run_id: uuid.UUID) -> RunSnapshot:
         total_run_time=0.0,
         next_scheduled_start_time=None,
         pause_keys=[],
+        created=None,
     )
 
 
@@ -71,3 +72,16 @@ def test_each_database_has_its_own(tmp_path: Path, settings_for: Any) -> None:
     two = Database.from_settings(settings_for(f"sqlite:///{tmp_path / 'two.db'}"))
     assert recent_runs(one) is recent_runs(one)
     assert recent_runs(one) is not recent_runs(two)
+
+
+def test_a_state_is_remembered_without_its_data_and_message() -> None:
+    """Results and tracebacks can be large; no decision written from memory reads them."""
+    recent = RecentRuns()
+    run = _run(uuid.uuid4())
+    failed = State(type=StateType.FAILED, message="Traceback ..." * 1000, data={"result": "x" * 10_000})
+    recent.remember(run, failed)
+    remembered = recent.get(run.id)
+    assert remembered is not None
+    assert (remembered[1].data, remembered[1].message) == (None, None)
+    assert (remembered[1].id, remembered[1].type) == (failed.id, StateType.FAILED)
+    assert failed.data is not None  # the caller's state is left as it was

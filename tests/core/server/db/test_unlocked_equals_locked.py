@@ -163,6 +163,17 @@ SCRIPTS: dict[str, list[Step]] = {
         ("create", {"state": _state(S.RUNNING, id=uuid.UUID(int=6))}),
         ("create", {"state": _state(S.COMPLETED)}),
     ],
+    # A late duplicate of an applied proposal, when the rules would now write a state of their own (the
+    # pause timed out: Failed): the answer is still "already applied", whatever the server remembers.
+    "replay_after_a_pause_timed_out": [
+        ("create", {"state": _state(S.RUNNING, id=uuid.UUID(int=8))}),
+        ("set", (0, _state(S.PAUSED, pause_timeout=BASE + timedelta(seconds=2)), False)),
+        ("create", {}),
+        ("create", {}),
+        ("set", (0, _state(S.RUNNING, id=uuid.UUID(int=8)), False)),
+        ("set", (2, _state(S.PENDING), False)),
+        ("set", (2, _state(S.PENDING, id=uuid.UUID(int=8)), False)),
+    ],
     "forced_pause_cancel": [
         ("create", {"state": _state(S.RUNNING)}),
         ("set", (0, _state(S.PAUSED, pause_key="a"), False)),

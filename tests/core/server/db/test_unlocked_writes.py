@@ -22,7 +22,7 @@ from headrace.schemas.runs import FlowRunCreate, OrchestrationStatus, SetStateRe
 from headrace.schemas.states import State, StateType
 from headrace.server.db import Database, models
 from headrace.server.db.liveness import check_connections_on_checkout
-from headrace.server.operations.flow_runs import create_flow_run, set_flow_run_state
+from headrace.server.operations.flow_runs import create_flow_run, delete_flow_run, set_flow_run_state
 from headrace.server.operations.flows import ensure_flow
 from headrace.settings import Settings
 
@@ -263,6 +263,18 @@ def test_a_remembered_run_that_another_server_moved_is_decided_on_what_is_stored
             assert (result.status, written) == (OrchestrationStatus.ACCEPT, True)
             assert wire.round_trips == 2  # the read, then the write
             assert (await history(server_b, rerun))[-2:] == [StateType.SCHEDULED, StateType.PENDING]
+
+            # B deletes a run A remembers and creates it again with the same ids, with a concurrency limit
+            # now: A's proposal must not move it on the remembered run (no limits), but take the locked path.
+            again, first_state = uuid.uuid4(), uuid.uuid4()
+            create = FlowRunCreate(id=again, flow_id=flow_id, state=State(id=first_state, type=StateType.SCHEDULED))
+            await create_flow_run(server_a, create)
+            await delete_flow_run(server_b, again)
+            await create_flow_run(server_b, create.model_copy(update={"concurrency_limits": ["db"]}))
+            wire.reset()
+            _, written = await set_flow_run_state(server_a, again, _propose(StateType.PENDING))
+            assert written
+            assert any(query.startswith("BEGIN") for query in wire.simple), wire.simple
 
     asyncio.run(scenario())
 

@@ -92,6 +92,7 @@ LOCK_RUN = Prepared(
         _RUNS.c.total_run_time,
         _RUNS.c.next_scheduled_start_time,
         _RUNS.c.pause_keys,
+        _RUNS.c.created,
     )
     .where(_RUNS.c.id == sa.bindparam("id", type_=_RUNS.c.id.type))
     .with_for_update(key_share=True)
@@ -161,12 +162,14 @@ def _with_state(run_statement: Any) -> Prepared:
 
 
 def _move_run(names: Sequence[str]) -> Prepared:
-    """Compare-and-set: update the run's state columns only if its current state is still ``expected``."""
+    """Compare-and-set: update the run's state columns only if its current state is still ``expected`` (and
+    the run is still the one created at ``expected_created``, not one deleted and created again)."""
     return _with_state(
         sa.update(_RUNS)
         .where(
             _RUNS.c.id == sa.bindparam("key", type_=_RUNS.c.id.type),
             _RUNS.c.state_id.is_not_distinct_from(sa.bindparam("expected", type_=_RUNS.c.state_id.type)),
+            _RUNS.c.created == sa.bindparam("expected_created", type_=_RUNS.c.created.type),
         )
         .values(typed_binds(_RUNS, names))
     )

@@ -663,7 +663,7 @@ async def _create_unlocked(database: Database, data: FlowRunCreate) -> FlowRun |
         values = _new_run_values(data, flow_id, state, decision.run, now)
         if await create_run().first(connection, {**values, **_prefixed(state)}) is None:
             return None  # the run exists, or the flow does not: the locked path says which
-        recent_runs(database).remember(RunSnapshot.created(values), state)
+        recent_runs(database).remember(RunSnapshot.inserted(values), state)
         return _new_run(values, state)
 
 
@@ -693,14 +693,20 @@ async def _set_state_unlocked(
             now = utcnow()
             ctx = _transition_context(run, current, request, now)
             decision = _forced(ctx) if request.force else orchestrate(ctx, FLOW_RUN_POLICY)
-            if not decision.persist or decision.run is None:
-                if remembered is not None:
-                    remembered = None  # an answer that writes nothing is checked by no write: read first
-                    continue
+            writes = decision.persist and decision.run is not None
+            if remembered is not None and not (writes and decision.status is DecisionStatus.ACCEPT):
+                # Only an accepted proposal is written from memory: its state carries the proposal's id, so a
+                # replay of an applied one fails the write (and is answered as one). Anything else (an answer
+                # that writes nothing, which no write checks; a state the rules write instead) is decided
+                # again on a fresh read, which sees replays.
+                remembered = None
+                recent.forget(flow_run_id)
+                continue
+            if not writes or decision.run is None:
                 return _result(decision, decision.state), False
             state = _written_state(decision, ctx, now)
             values, scheduled = _run_update(run.id, state, decision.run, now)
-            values.update(_prefixed(state), expected=run.state_id)
+            values.update(_prefixed(state), expected=run.state_id, expected_created=run.created)
             try:
                 moved = await (MOVE_RUN_SCHEDULED if scheduled else MOVE_RUN).first(connection, values)
             except sa.exc.IntegrityError:

@@ -5,12 +5,15 @@ compare-and-set write. A run's life is a create and a few transitions in quick s
 through the same server: after each write the server knows exactly what it stored, so the next proposal
 for the run is decided on that and written straight away, one round trip instead of two.
 
-Why it is safe: the write applies only if the run's ``state_id`` is still the one the decision saw, and
-every write of a flow-run row writes a new state with a new id (the run's other columns are set when it
-is created and never change). So a remembered run that was moved since (by another replica, or by the
-locked path) makes the write change nothing, and the proposal is decided again on a fresh read, as
-under contention. An answer that writes nothing (a rejection, a wait) is never given on a remembered
-run: it is decided again on a fresh read, since no write checks it.
+Why it is safe: the write applies only if the run's ``state_id`` and ``created`` are still the ones the
+decision saw. Every write of a flow-run row writes a new state with a new id (the run's other columns
+are set when it is created and never change), and ``created`` tells a run apart from one deleted and
+created again with the same ids. So a remembered run that was moved since (by another replica, or by
+the locked path) makes the write change nothing, and the proposal is decided again on a fresh read, as
+under contention. Only an accepted proposal is written from memory: its state carries the proposal's
+id, so a replay of an applied proposal fails the write and is answered as a replay. Anything else (an
+answer that writes nothing, which no write checks; a state the rules write instead of the proposal) is
+decided again on a fresh read.
 
 The memory is bounded (:data:`CAPACITY` runs; the one written longest ago goes first) and per database.
 """
@@ -48,6 +51,7 @@ class RunSnapshot(NamedTuple):
     total_run_time: float
     next_scheduled_start_time: Any
     pause_keys: list[str]
+    created: Any
 
     @classmethod
     def of(cls, row: Any) -> RunSnapshot:
@@ -55,7 +59,7 @@ class RunSnapshot(NamedTuple):
         return cls._make(getattr(row, name) for name in cls._fields)
 
     @classmethod
-    def created(cls, values: Mapping[str, Any]) -> RunSnapshot:
+    def inserted(cls, values: Mapping[str, Any]) -> RunSnapshot:
         """From the values a new run's row was inserted with, as they read back."""
         return cls._make(values[name] for name in cls._fields)._replace(
             retry_delay_seconds=RetryDelays.as_read(values["retry_delay_seconds"])
@@ -80,6 +84,10 @@ class RecentRuns:
         return self._runs.get(run_id)
 
     def remember(self, run: RunSnapshot, current: State) -> None:
+        """Remember ``run`` and its current state, without the state's data and message: results and
+        tracebacks can be large, and no decision written from memory reads them."""
+        if current.data is not None or current.message is not None:
+            current = current.model_copy(update={"data": None, "message": None})
         runs = self._runs
         runs[run.id] = (run, current)
         runs.move_to_end(run.id)
