@@ -24,8 +24,8 @@ any other pooled connection.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -35,6 +35,8 @@ from sqlalchemy.util import greenlet_spawn
 from headrace.server.db.driver import translated_asyncpg_error
 
 __all__ = ["AutocommitConnection"]
+
+T = TypeVar("T")
 
 
 class AutocommitConnection:
@@ -56,14 +58,7 @@ class AutocommitConnection:
 
     async def fetch(self, sql: str, parameters: Sequence[Any]) -> list[Any]:
         """Run ``sql`` (the dialect's compiled SQL) with driver-level ``parameters``; asyncpg's records."""
-        try:
-            rows: list[Any] = await self._driver.fetch(sql, *parameters)
-        except Exception as error:
-            raise await self._raised(sql, error, parameters) from error
-        except BaseException:
-            # Interrupted mid-statement (cancelled): the protocol's state is unknown.
-            await asyncio.shield(self.invalidate(None))
-            raise
+        rows: list[Any] = await self._guarded(self._driver.fetch(sql, *parameters), sql, parameters)
         return rows
 
     async def result_codes(self, sql: str) -> list[Any]:
@@ -72,8 +67,19 @@ class AutocommitConnection:
         Some result processors depend on them (SQLAlchemy's numeric types on asyncpg): asked once per
         statement per process, by :class:`~headrace.server.db.prepared.Prepared`.
         """
-        statement = await self._driver.prepare(sql)
+        statement = await self._guarded(self._driver.prepare(sql), sql, ())
         return [attribute.type.oid for attribute in statement.get_attributes()]
+
+    async def _guarded(self, operation: Awaitable[T], sql: str, parameters: Sequence[Any]) -> T:
+        """Await a driver operation; its errors raised as SQLAlchemy's, the connection invalidated if lost."""
+        try:
+            return await operation
+        except Exception as error:
+            raise await self._raised(sql, error, parameters) from error
+        except BaseException:
+            # Interrupted mid-statement (cancelled): the protocol's state is unknown.
+            await asyncio.shield(self.invalidate(None))
+            raise
 
     async def invalidate(self, error: BaseException | None) -> None:
         """Close the connection and make the pool replace it."""
@@ -84,7 +90,7 @@ class AutocommitConnection:
             self.dialect, self._pooled.dbapi_connection, sql, error, parameters
         )
         if disconnected:
-            await self.invalidate(error)
+            await asyncio.shield(self.invalidate(error))
         if hasattr(raised, "connection_invalidated"):
             raised.connection_invalidated = disconnected
         return raised
