@@ -23,7 +23,6 @@ any other pooled connection.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
@@ -32,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
-from headrace.server.db.driver import translated_asyncpg_error
+from headrace.server.db.driver import guarded_asyncpg
 
 __all__ = ["AutocommitConnection"]
 
@@ -71,26 +70,15 @@ class AutocommitConnection:
         return [attribute.type.oid for attribute in statement.get_attributes()]
 
     async def _guarded(self, operation: Awaitable[T], sql: str, parameters: Sequence[Any]) -> T:
-        """Await a driver operation; its errors raised as SQLAlchemy's, the connection invalidated if lost."""
-        try:
-            return await operation
-        except Exception as error:
-            raise await self._raised(sql, error, parameters) from error
-        except BaseException:
-            # Interrupted mid-statement (cancelled): the protocol's state is unknown.
-            await asyncio.shield(self.invalidate(None))
-            raise
+        return await guarded_asyncpg(
+            operation,
+            sql,
+            dialect=self.dialect,
+            adapted=self._pooled.dbapi_connection,
+            invalidate=self.invalidate,
+            parameters=parameters,
+        )
 
     async def invalidate(self, error: BaseException | None) -> None:
         """Close the connection and make the pool replace it."""
         await greenlet_spawn(self._pooled.invalidate, error)
-
-    async def _raised(self, sql: str, error: Exception, parameters: Sequence[Any]) -> Exception:
-        raised, disconnected = translated_asyncpg_error(
-            self.dialect, self._pooled.dbapi_connection, sql, error, parameters
-        )
-        if disconnected:
-            await asyncio.shield(self.invalidate(error))
-        if hasattr(raised, "connection_invalidated"):
-            raised.connection_invalidated = disconnected
-        return raised

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar, cast
 
@@ -42,6 +42,7 @@ __all__ = [
     "bind_processor",
     "driver_for",
     "fast_sqlite_processor",
+    "guarded_asyncpg",
     "in_list",
     "per_dialect",
     "result_processor",
@@ -242,46 +243,53 @@ class _AsyncpgDriver(Driver):
         self._raw = raw
 
     async def fetch(self, sql: str, parameters: Sequence[Any]) -> list[Sequence[Any]]:
-        try:
-            rows: list[Sequence[Any]] = await self._raw.fetch(sql, *parameters)
-        except Exception as error:
-            raise await self._translated(sql, error) from error
-        except BaseException:
-            await self._invalidate(None)
-            raise
+        rows: list[Sequence[Any]] = await self._guarded(self._raw.fetch(sql, *parameters), sql)
         return rows
 
     async def executemany(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> int:
         if rows:
-            try:
-                await self._raw.executemany(sql, rows)
-            except Exception as error:
-                raise await self._translated(sql, error) from error
-            except BaseException:
-                await self._invalidate(None)
-                raise
+            await self._guarded(self._raw.executemany(sql, rows), sql)
         return -1
 
     async def execute(self, sql: str, parameters: Sequence[Any]) -> int:
-        try:
-            status: str = await self._raw.execute(sql, *parameters)
-        except Exception as error:
-            raise await self._translated(sql, error) from error
-        except BaseException:
-            await self._invalidate(None)
-            raise
+        status: str = await self._guarded(self._raw.execute(sql, *parameters), sql)
         count = status.rpartition(" ")[2]  # "INSERT 0 12", "UPDATE 3"
         return int(count) if count.isdigit() else -1
 
-    async def _translated(self, sql: str, error: Exception) -> Exception:
-        raised, disconnected = translated_asyncpg_error(self.dialect, self._adapted, sql, error)
-        if disconnected:
-            await self._invalidate(raised)
-        return raised
+    async def _guarded(self, operation: Awaitable[T], sql: str) -> T:
+        return await guarded_asyncpg(
+            operation, sql, dialect=self.dialect, adapted=self._adapted, invalidate=self._invalidate
+        )
 
     async def _invalidate(self, error: BaseException | None) -> None:
-        connection = self._session_connection()
-        await asyncio.shield(connection.invalidate(error))
+        await self._session_connection().invalidate(error)
+
+
+async def guarded_asyncpg(
+    operation: Awaitable[T],
+    sql: str,
+    *,
+    dialect: sa.Dialect,
+    adapted: Any,
+    invalidate: Callable[[BaseException | None], Awaitable[None]],
+    parameters: Sequence[Any] | None = None,
+) -> T:
+    """Await an asyncpg operation as SQLAlchemy would run it: an error is raised as SQLAlchemy raises it
+    (:func:`translated_asyncpg_error`), and the connection is invalidated (shielded from cancellation) when
+    the error says it is lost, or when the operation is interrupted mid-statement (the protocol's state is
+    then unknown)."""
+    try:
+        return await operation
+    except Exception as error:
+        raised, disconnected = translated_asyncpg_error(dialect, adapted, sql, error, parameters)
+        if disconnected:
+            await asyncio.shield(invalidate(raised))
+        if hasattr(raised, "connection_invalidated"):
+            raised.connection_invalidated = disconnected
+        raise raised from error
+    except BaseException:
+        await asyncio.shield(invalidate(None))
+        raise
 
 
 def translated_asyncpg_error(
