@@ -128,6 +128,20 @@ def _propose(kind: StateType, **fields: Any) -> SetStateRequest:
     return SetStateRequest(state=State(type=kind, **fields))
 
 
+async def _history(database: Database, run_id: uuid.UUID) -> list[StateType]:
+    """The types of the run's stored states, oldest first."""
+    async with database.read() as session:
+        return list(
+            (
+                await session.scalars(
+                    sa.select(models.FlowRunState.type)
+                    .where(models.FlowRunState.flow_run_id == run_id)
+                    .order_by(models.FlowRunState.timestamp)
+                )
+            ).all()
+        )
+
+
 def _transaction_statements(sent: list[str]) -> list[str]:
     return [query for query in sent if query.split()[0] in {"BEGIN", "COMMIT", "ROLLBACK"} or "FOR UPDATE" in query]
 
@@ -170,16 +184,10 @@ def test_a_run_without_limits_is_created_in_one_round_trip_and_moved_in_two(
                 await set_flow_run_state(database, elsewhere, _propose(kind))
             assert wire.round_trips == 2 + 1 + 1
             assert wire.simple == []
+            history = await _history(database, run_id)
             async with database.read() as session:
-                history = (
-                    await session.scalars(
-                        sa.select(models.FlowRunState.type)
-                        .where(models.FlowRunState.flow_run_id == run_id)
-                        .order_by(models.FlowRunState.timestamp)
-                    )
-                ).all()
                 current = await session.scalar(sa.select(models.FlowRun.state_type).where(models.FlowRun.id == run_id))
-            assert list(history) == [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.COMPLETED]
+            assert history == [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.COMPLETED]
             assert current is StateType.COMPLETED
 
     asyncio.run(scenario())
@@ -218,18 +226,6 @@ def test_a_remembered_run_that_another_server_moved_is_decided_on_what_is_stored
     decided on the stored state: a write based on what A remembers changes nothing, and a refusal is
     never given on it."""
 
-    async def history(database: Database, run_id: uuid.UUID) -> list[StateType]:
-        async with database.read() as session:
-            return list(
-                (
-                    await session.scalars(
-                        sa.select(models.FlowRunState.type)
-                        .where(models.FlowRunState.flow_run_id == run_id)
-                        .order_by(models.FlowRunState.timestamp)
-                    )
-                ).all()
-            )
-
     async def scenario() -> None:
         async with (
             _observed(settings_for, database_url) as (server_a, wire),
@@ -247,7 +243,7 @@ def test_a_remembered_run_that_another_server_moved_is_decided_on_what_is_stored
             assert (result.status, written) == (OrchestrationStatus.REJECT, False)
             assert "another claimer won it" in (result.reason or "")
             assert wire.round_trips == 2  # the write that changed nothing, then the read
-            assert await history(server_b, claimed) == [StateType.SCHEDULED, StateType.PENDING]
+            assert await _history(server_b, claimed) == [StateType.SCHEDULED, StateType.PENDING]
 
             # A remembers the run Completed, which refuses Pending; B forces it back to Scheduled, which
             # accepts it. A decides on the stored state, without a write on the remembered one.
@@ -262,7 +258,7 @@ def test_a_remembered_run_that_another_server_moved_is_decided_on_what_is_stored
             result, written = await set_flow_run_state(server_a, rerun, _propose(StateType.PENDING))
             assert (result.status, written) == (OrchestrationStatus.ACCEPT, True)
             assert wire.round_trips == 2  # the read, then the write
-            assert (await history(server_b, rerun))[-2:] == [StateType.SCHEDULED, StateType.PENDING]
+            assert (await _history(server_b, rerun))[-2:] == [StateType.SCHEDULED, StateType.PENDING]
 
             # B deletes a run A remembers and creates it again with the same ids, with a concurrency limit
             # now: A's proposal must not move it on the remembered run (no limits), but take the locked path.
